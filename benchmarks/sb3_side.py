@@ -1,0 +1,118 @@
+"""Stable-Baselines3 measurements. Imported only inside a measuring subprocess.
+
+Each function returns a JSON-serialisable dict; `benchmarks.worker` runs one per process.
+"""
+
+import time
+
+import numpy as np
+
+from .common import SOLVE_THRESHOLD, SOLVE_WINDOW, TUTORIAL, ZOO, SolveTracker, peak_rss_bytes
+from .limits import current_threads, limit_torch
+
+
+class LinearDecay:
+    """SB3 schedule going linearly from `initial` (progress 1) to 0 (progress 0), as RL Zoo's `lin_`."""
+
+    def __init__(self, initial: float):
+        self.initial = initial
+
+    def __call__(self, progress_remaining: float) -> float:
+        return progress_remaining * self.initial
+
+
+def _imports():
+    limit_torch(current_threads())
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    return PPO, BaseCallback, make_vec_env, VecNormalize
+
+
+def solve(seed: int, budget_steps: int = ZOO["n_timesteps"], threshold: float = SOLVE_THRESHOLD,
+          window: int = SOLVE_WINDOW) -> dict:
+    """Train with the RL Zoo settings until the rolling mean of training returns reaches `threshold`.
+
+    The clock covers only `model.learn()`; the callback reads each finished training
+    episode from the Monitor wrapper's ``info["episode"]`` and stops learning at solve.
+    The linear schedules decay over `budget_steps` (the Zoo's 1e5 in a full run).
+    """
+    PPO, BaseCallback, make_vec_env, _ = _imports()
+    tracker = SolveTracker(threshold, window)
+
+    class StopAtSolve(BaseCallback):
+        start = 0.0
+
+        def _on_step(self) -> bool:
+            now = time.perf_counter() - self.start
+            for info in self.locals["infos"]:
+                episode = info.get("episode")
+                if episode is not None:
+                    tracker.add(episode["r"], now, self.num_timesteps)
+            return not tracker.solved
+
+    env = make_vec_env("CartPole-v1", n_envs=ZOO["n_envs"], seed=seed)
+    model = PPO("MlpPolicy", env, n_steps=ZOO["n_steps"], batch_size=ZOO["batch_size"],
+                n_epochs=ZOO["n_epochs"], gamma=ZOO["gamma"], gae_lambda=ZOO["gae_lambda"],
+                learning_rate=LinearDecay(ZOO["learning_rate"]),
+                clip_range=LinearDecay(ZOO["clip_range"]), ent_coef=ZOO["ent_coef"],
+                seed=seed, device="cpu", verbose=0)
+    callback = StopAtSolve()
+    start = time.perf_counter()
+    callback.start = start
+    model.learn(total_timesteps=budget_steps, callback=callback)
+    seconds = time.perf_counter() - start
+    result = tracker.result(seconds, model.num_timesteps)
+    result["peak_rss_bytes"] = peak_rss_bytes()
+    return result
+
+
+def cycle(seed: int = 0, iterations: int = 6, workers: int = TUTORIAL["workers"],
+          horizon: int = TUTORIAL["horizon"], epochs: int = TUTORIAL["epochs"],
+          batch_size: int = TUTORIAL["batch_size"]) -> dict:
+    """Seconds per PPO iteration doing the tutorial's work (workers x horizon steps, epochs, batch).
+
+    Observations are normalised with VecNormalize (rewards not), as the tutorial's
+    StateNormalizationTransformer does on our side. An iteration is one rollout plus one
+    `train()`; it is timed from one rollout start to the next (the last one to the end
+    of `learn()`). The first iteration is reported but left out of the median.
+    """
+    PPO, BaseCallback, make_vec_env, VecNormalize = _imports()
+    marks = {"rollout_start": [], "rollout_end": []}
+
+    class Timer(BaseCallback):
+        def _on_rollout_start(self) -> None:
+            marks["rollout_start"].append(time.perf_counter())
+
+        def _on_rollout_end(self) -> None:
+            marks["rollout_end"].append(time.perf_counter())
+
+        def _on_step(self) -> bool:
+            return True
+
+    env = VecNormalize(make_vec_env("CartPole-v1", n_envs=workers, seed=seed),
+                       norm_obs=True, norm_reward=False)
+    model = PPO("MlpPolicy", env, n_steps=horizon, batch_size=batch_size, n_epochs=epochs,
+                seed=seed, device="cpu", verbose=0)
+    model.learn(total_timesteps=workers * horizon * iterations, callback=Timer())
+    end = time.perf_counter()
+    starts = marks["rollout_start"]
+    rollout_ends = marks["rollout_end"]
+    boundaries = starts[1:] + [end]
+    seconds = [b - a for a, b in zip(starts, boundaries)]
+    gather = [b - a for a, b in zip(starts, rollout_ends)]
+    optimize = [b - a for a, b in zip(rollout_ends, boundaries)]
+    measured = slice(1, None) if len(seconds) > 1 else slice(None)
+    return {
+        "frames_per_cycle": workers * horizon,
+        "updates_per_cycle": epochs * int(np.ceil(workers * horizon / batch_size)),
+        "cycle_seconds": seconds,
+        "gather_seconds": gather,
+        "optimize_seconds": optimize,
+        "median_cycle_seconds": float(np.median(seconds[measured])),
+        "median_gather_seconds": float(np.median(gather[measured])),
+        "median_optimize_seconds": float(np.median(optimize[measured])),
+        "peak_rss_bytes": peak_rss_bytes(),
+    }

@@ -1,0 +1,94 @@
+"""Smoke test of the benchmark machinery: ``pytest benchmarks/test_smoke.py``.
+
+Runs ``python -m benchmarks.run --quick`` (tiny budgets) and checks that the table, the JSON
+and the plot are produced and well formed. It asserts nothing about speed: timings belong
+to the full benchmark, read as ratios measured in one run.
+"""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HEADER = ["metric", "ours", "SB3", "ratio ours/SB3", "raw limit", "target", "met?"]
+ROW_KEYS = {"metric", "ours", "sb3", "ratio", "limit", "target", "met"}
+
+
+def _available(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("benchmark")
+    completed = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)],
+                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200)
+    return completed, out
+
+
+def test_command_succeeds_and_prints_the_table(quick_run):
+    completed, _ = quick_run
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    header_lines = [line for line in completed.stdout.splitlines() if line.startswith("metric ")]
+    assert header_lines, completed.stdout
+    assert header_lines[0].split("  ")[0] == "metric"
+    for title in HEADER:
+        assert title in header_lines[0]
+    for metric in ("1. solve CartPole", "2. gathering", "3. tutorial cycle", "3b.", "4. peak RSS"):
+        assert metric in completed.stdout
+
+
+def test_json_holds_every_row_and_raw_figure(quick_run):
+    completed, out = quick_run
+    report = json.loads((out / "results.json").read_text())
+    assert report["quick"] is True
+    assert len(report["table"]) == 8
+    for row in report["table"]:
+        assert ROW_KEYS <= set(row), row
+        assert row["met"] in (None, "quick"), "a quick run must not claim a target"
+    assert {"solve", }.issubset(report["results"])
+    assert report["machine"]["cpus"] >= 1
+
+
+@pytest.mark.skipif(not _available("dexterity_nb.agent.ppo_agent"), reason="PPO core not importable")
+def test_our_side_produced_numbers(quick_run):
+    _, out = quick_run
+    report = json.loads((out / "results.json").read_text())
+    assert report["ours_measured"]
+    results = report["results"]
+    run = results["solve"]["ours"][0]
+    assert "error" not in run, run
+    assert run["learn_steps"] > 0 and run["curve"], run
+    cycle = results["cycle_ours"]
+    assert "error" not in cycle, cycle
+    assert cycle["gather_steps_per_second"] > 0 and cycle["raw_env_steps_per_second"] > 0
+    assert cycle["peak_rss_bytes"] > 0
+    assert "error" not in results["cycle_ours_epsilon"], results["cycle_ours_epsilon"]
+    scaling = results["scaling"]
+    assert "error" not in scaling, scaling
+    assert len(scaling["rows"]) == 3
+    assert all(row["median_cycle_seconds"] > 0 for row in scaling["rows"])
+
+
+@pytest.mark.skipif(not (_available("torch") and _available("stable_baselines3")),
+                    reason="bench extra (torch, stable-baselines3) not installed")
+def test_sb3_side_produced_numbers(quick_run):
+    _, out = quick_run
+    report = json.loads((out / "results.json").read_text())
+    assert report["sb3_measured"]
+    run = report["results"]["solve"]["sb3"][0]
+    assert "error" not in run, run
+    assert run["learn_steps"] > 0
+    assert report["results"]["cycle_sb3"]["median_cycle_seconds"] > 0
+
+
+def test_plot_is_a_png(quick_run):
+    _, out = quick_run
+    assert (out / "return_vs_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
