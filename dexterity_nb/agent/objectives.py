@@ -1,0 +1,110 @@
+"""The PPO maths, as small pure functions.
+
+Symbols: γ ``discount``, λ ``lam``, ε ``clip``; r_t the reward, V the value estimate,
+π_θ the current policy, π_old the policy that gathered the data.
+
+``generalized_advantage_estimates`` works on NumPy (it runs once per cycle over the gathered
+data); the losses work on TensorFlow tensors (they run inside the compiled update) and accept
+NumPy arrays too, which is how the tests and exercises call them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = [
+    "generalized_advantage_estimates",
+    "normalize_advantages",
+    "clipped_surrogate_loss",
+    "value_loss",
+    "approximate_kl",
+    "clip_fraction",
+]
+
+
+def generalized_advantage_estimates(rewards, values, next_values, terminated, episode_ends, discount, lam):
+    """GAE(λ) advantages for trajectories laid out in time, shape ``(T, ...)`` (any trailing dims).
+
+    δ_t = r_t + γ V(s_{t+1}) (1 − terminated_t) − V(s_t)
+    A_t = δ_t + γ λ (1 − end_t) A_{t+1},   A_T = 0
+
+    Args:
+        rewards: r_t.
+        values: V(s_t).
+        next_values: V(s_{t+1}), the value of the state the step led to. When an episode ended at
+            t, s_{t+1} is its final observation (not the first of the next episode).
+        terminated: 1 where the episode reached a terminal state at t: the return stops there,
+            so V(s_{t+1}) counts for nothing.
+        episode_ends: 1 where the episode ended at t for any reason (terminated, or truncated by a
+            time limit). A truncated episode still bootstraps from V(s_{t+1}) in δ_t, because the
+            task would have gone on; but A_{t+1} belongs to another episode and is not added.
+            The last step of a gathering horizon is *not* an end: it bootstraps and A_T = 0.
+        discount: γ ∈ [0, 1].
+        lam: λ ∈ [0, 1]. λ = 0 gives the one-step TD error A_t = δ_t; λ = 1 gives the
+            Monte-Carlo return minus V(s_t) (with bootstrapping at truncation and horizon).
+
+    Returns:
+        ``(advantages, returns)`` with returns = advantages + values, the value targets.
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    deltas = rewards + discount * np.asarray(next_values, dtype=np.float64) * (1.0 - np.asarray(terminated, dtype=np.float64)) - values
+    continues = discount * lam * (1.0 - np.asarray(episode_ends, dtype=np.float64))
+    advantages = np.zeros_like(deltas)
+    running = np.zeros_like(deltas[0])
+    for t in reversed(range(len(deltas))):
+        running = deltas[t] + continues[t] * running
+        advantages[t] = running
+    return advantages, advantages + values
+
+
+def normalize_advantages(advantages, epsilon=1e-8):
+    """Â = (A − mean(A)) / (std(A) + ε), over a minibatch: keeps the step size independent of the reward scale."""
+    advantages = tf.convert_to_tensor(advantages, dtype=tf.float32)
+    mean, variance = tf.nn.moments(advantages, axes=[0])
+    return (advantages - mean) / (tf.sqrt(variance) + epsilon)
+
+
+def clipped_surrogate_loss(log_probability, old_log_probability, advantages, clip):
+    """L^CLIP = −mean_t min(ρ_t A_t, clip(ρ_t, 1 − ε, 1 + ε) A_t),  ρ_t = π_θ(a_t|s_t) / π_old(a_t|s_t).
+
+    Minimising it raises the probability of advantageous actions, but gains nothing once ρ_t
+    leaves [1 − ε, 1 + ε] in the helpful direction: the new policy stays near the one that
+    gathered the data. Shapes: all ``(B,)``; returns a scalar.
+    """
+    log_probability = tf.convert_to_tensor(log_probability, dtype=tf.float32)
+    ratio = tf.exp(log_probability - tf.convert_to_tensor(old_log_probability, dtype=tf.float32))
+    advantages = tf.convert_to_tensor(advantages, dtype=tf.float32)
+    unclipped = ratio * advantages
+    clipped = tf.clip_by_value(ratio, 1.0 - clip, 1.0 + clip) * advantages
+    return -tf.reduce_mean(tf.minimum(unclipped, clipped))
+
+
+def value_loss(values, returns, old_values=None, clip=None):
+    """L^V = ½ mean_t (V(s_t) − R_t)².
+
+    With ``clip`` (off by default), the value may move at most ``clip`` from ``old_values`` before
+    the loss stops rewarding it: ½ mean_t max((V − R)², (V_old + clip(V − V_old, −c, c) − R)²).
+    Shapes: ``(B,)``; returns a scalar.
+    """
+    values = tf.convert_to_tensor(values, dtype=tf.float32)
+    returns = tf.convert_to_tensor(returns, dtype=tf.float32)
+    squared_error = tf.square(values - returns)
+    if clip is not None:
+        old_values = tf.convert_to_tensor(old_values, dtype=tf.float32)
+        clipped_values = old_values + tf.clip_by_value(values - old_values, -clip, clip)
+        squared_error = tf.maximum(squared_error, tf.square(clipped_values - returns))
+    return 0.5 * tf.reduce_mean(squared_error)
+
+
+def approximate_kl(log_probability, old_log_probability):
+    """KL(π_old ‖ π_θ) ≈ mean_t [(ρ_t − 1) − log ρ_t]: never negative, low variance (Schulman, 2020)."""
+    log_ratio = tf.convert_to_tensor(log_probability, dtype=tf.float32) - tf.convert_to_tensor(old_log_probability, dtype=tf.float32)
+    return tf.reduce_mean(tf.exp(log_ratio) - 1.0 - log_ratio)
+
+
+def clip_fraction(log_probability, old_log_probability, clip):
+    """The share of samples whose ratio ρ_t lies outside [1 − ε, 1 + ε]: how often clipping acts."""
+    ratio = tf.exp(tf.convert_to_tensor(log_probability, dtype=tf.float32) - tf.convert_to_tensor(old_log_probability, dtype=tf.float32))
+    return tf.reduce_mean(tf.cast(tf.abs(ratio - 1.0) > clip, tf.float32))

@@ -1,0 +1,538 @@
+"""``PPOAgent``: proximal policy optimisation (Schulman et al., 2017) in cycles.
+
+A *cycle* has two phases:
+
+1. **gather**: every worker plays ``horizon`` steps of the current policy (see ``gather.py``);
+2. **optimise**: ``epochs`` passes over all workers' experience in shuffled minibatches of
+   ``batch_size``, each minibatch one gradient step on
+
+       L = L^CLIP + c_value · L^V − c_entropy · H[π]
+
+   (the terms are in ``objectives.py``), with the gradient's global norm clipped.
+
+``drill(n, epochs, batch_size)`` runs n more cycles and prints one line after each.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import gymnasium
+import numpy as np
+
+from dexterity_nb.agent.callbacks import Callback, CycleLogger
+from dexterity_nb.agent.gather import Gatherer, GathererError, Rollout, Trajectories, check_gatherer_class
+from dexterity_nb.common.policies import get_distribution
+from dexterity_nb.common.wrappers import TransformedEnv, make_env
+
+__all__ = ["PPOAgent", "EvaluationResult", "NonFiniteLossError"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss or its gradient became NaN or infinite; the agent was rolled back to its last good state."""
+
+
+@dataclass
+class EvaluationResult:
+    """Returns and lengths of evaluation episodes, in the task's original reward."""
+
+    returns: np.ndarray
+    lengths: np.ndarray
+    deterministic: bool = True
+
+    @property
+    def mean_return(self) -> float:
+        return float(np.mean(self.returns))
+
+    def __repr__(self):
+        kind = "deterministic" if self.deterministic else "stochastic"
+        return (
+            f"<EvaluationResult: {len(self.returns)} {kind} episodes, return {np.mean(self.returns):.2f} ± "
+            f"{np.std(self.returns):.2f} (min {np.min(self.returns):.2f}, max {np.max(self.returns):.2f}), "
+            f"length {np.mean(self.lengths):.1f}>"
+        )
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive int, got {value!r}.")
+    return int(value)
+
+
+def _number_in(name, value, low, high, low_inclusive=True):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not math.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite number, got {value!r}.")
+    if value < low or value > high or (not low_inclusive and value == low):
+        bracket = "[" if low_inclusive else "("
+        raise ValueError(f"`{name}` must be in {bracket}{low}, {high}], got {value!r}.")
+    return float(value)
+
+
+class PPOAgent:
+    """A PPO agent: policy and value networks, workers that gather, and the update.
+
+    Args:
+        model_builder: from :func:`dexterity_nb.models.get_model_builder`; builds the networks.
+        env: from :func:`dexterity_nb.common.wrappers.make_env` (a gymnasium id or env also works,
+            without transformers). Each worker gets its own copy.
+        horizon: steps each worker gathers per cycle. Typical: 32–2048.
+        workers: parallel environment copies. A cycle gathers ``horizon × workers`` frames.
+        learning_rate: Adam's step size α. Typical: 1e-4–3e-3.
+        discount: γ, how much future rewards count. Typical: 0.95–0.999.
+        lam: λ of GAE: 0 trusts the value estimate (low variance, biased), 1 the observed
+            returns (unbiased, high variance). Typical: 0.8–0.98.
+        clip: ε, how far the probability ratio may move before the surrogate stops rewarding it.
+            Typical: 0.1–0.3.
+        c_entropy: weight of the entropy bonus; higher keeps exploring longer. Typical: 0–0.01.
+        c_value: weight of the value loss. Typical: 0.5–1.
+        gradient_clipping: largest global norm of the gradient (``None``: no clipping). Typical: 0.5.
+        lr_schedule: ``None`` (constant), ``"linear"`` (from ``learning_rate`` down towards 0 over
+            the cycles of each ``drill`` call), or a function ``progress -> factor`` with progress
+            going from 0 to 1 over a drill.
+        distribution: ``None`` (chosen from the action space), a name (``"categorical"``,
+            ``"gaussian"``, ``"beta"``), a Distribution class or instance.
+        seed: makes drills reproducible on the same machine (same history twice).
+        value_clip: if set, value updates move at most this far per cycle (off by default).
+        verbose: print set-up messages.
+    """
+
+    def __init__(self, model_builder, env, horizon: int = 512, workers: int = 8, learning_rate: float = 1e-3,
+                 discount: float = 0.99, lam: float = 0.95, clip: float = 0.2, c_entropy: float = 0.01,
+                 c_value: float = 0.5, gradient_clipping: float | None = 0.5, lr_schedule=None,
+                 distribution=None, seed: int | None = None, value_clip: float | None = None, verbose: bool = True):
+        # Every argument is checked before anything is built.
+        self.horizon = _positive_int("horizon", horizon)
+        self.workers = _positive_int("workers", workers)
+        self.learning_rate = _number_in("learning_rate", learning_rate, 0.0, 10.0, low_inclusive=False)
+        self.discount = _number_in("discount", discount, 0.0, 1.0)
+        self.lam = _number_in("lam", lam, 0.0, 1.0)
+        self.clip = _number_in("clip", clip, 0.0, 10.0, low_inclusive=False)
+        self.c_entropy = _number_in("c_entropy", c_entropy, 0.0, 100.0)
+        self.c_value = _number_in("c_value", c_value, 0.0, 100.0)
+        self.gradient_clipping = None if gradient_clipping is None else _number_in("gradient_clipping", gradient_clipping, 0.0, math.inf, low_inclusive=False)
+        self.value_clip = None if value_clip is None else _number_in("value_clip", value_clip, 0.0, math.inf, low_inclusive=False)
+        if not (lr_schedule is None or lr_schedule == "linear" or callable(lr_schedule)):
+            raise ValueError(f'`lr_schedule` must be None, "linear" or a function progress -> factor; got {lr_schedule!r}.')
+        self.lr_schedule = lr_schedule
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"`seed` must be None or a non-negative int, got {seed!r}.")
+        self.seed = None if seed is None else int(seed)
+        if not callable(model_builder):
+            raise TypeError(f"model_builder must come from get_model_builder(...), got {model_builder!r}.")
+        if not isinstance(env, TransformedEnv):
+            env = make_env(env)
+        self.env = env
+        self.model_builder = model_builder
+        self.distribution = get_distribution(env.action_space, distribution)
+        self.transformers = [copy.deepcopy(transformer) for transformer in env.transformers]
+        for transformer in self.transformers:
+            transformer.setup(env.observation_space, self.workers)
+
+        import keras  # TensorFlow loads here, not at package import
+
+        if self.seed is not None:
+            keras.utils.set_random_seed(self.seed)  # Python's random (used by custom gatherers), NumPy and TF
+        seeds = np.random.SeedSequence(self.seed)
+        workers_seed, shuffle_seed, self._evaluation_seed, act_seed = seeds.spawn(4)
+        self._shuffle_rng = np.random.default_rng(shuffle_seed)
+        self._act_rng = np.random.default_rng(act_seed)
+        self.distribution.action_space.seed(int(seeds.generate_state(1)[0]))
+
+        self.policy, self.value = model_builder(env.observation_space, self.distribution)
+        self._check_networks()
+        self._variables = _unique_variables(self.policy.trainable_variables + self.value.trainable_variables)
+        self.optimizer = keras.optimizers.Adam(self.learning_rate, epsilon=1e-5)
+        self.optimizer.build(self._variables)
+        self._build_compiled_functions()
+
+        self.gatherer_class = Gatherer
+        self.rollout = Rollout(env.make_worker_env, self.workers, Gatherer, self.distribution, self.transformers, workers_seed)
+        self.cycle = 0
+        self.history: list[dict] = []
+        self.drill_end_cycle = 0
+        self.drill_outcome = None
+        self._stop_requested = threading.Event()
+        self._evaluation_env = None
+        if verbose:
+            names = ", ".join(type(t).__name__ for t in self.transformers)
+            print(f"Using [{names}] for preprocessing." if names else "Using no transformers for preprocessing.")
+
+    # ------------------------------------------------------------------ set-up
+    def _check_networks(self):
+        observation = np.zeros((1, *self.env.observation_space.shape), dtype=np.float32)
+        outputs = self.policy(observation)
+        outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        if len(outputs) != self.distribution.parameter_count:
+            raise ValueError(
+                f"The policy network returns {len(outputs)} output(s); {self.distribution!r} needs "
+                f"{self.distribution.parameter_count}. Build its heads with distribution.build_heads(features)."
+            )
+        value = np.asarray(self.value(observation))
+        if value.shape != (1, 1):
+            raise ValueError(f"The value network must return shape (batch, 1); it returned {value.shape}.")
+
+    def _build_compiled_functions(self):
+        import tensorflow as tf
+
+        from dexterity_nb.agent import objectives
+        from dexterity_nb.models.numpy_forward import NumpyForward
+
+        observation_shape = self.env.observation_space.shape
+        mirror = NumpyForward.mirror(self.policy)
+        if mirror is not None and mirror.matches(observation_shape):
+            self._policy_forward = mirror
+        else:
+            compiled_policy = tf.function(self.policy, input_signature=[tf.TensorSpec((None, *observation_shape), tf.float32)])
+
+            def policy_forward(observations):
+                outputs = compiled_policy(tf.constant(observations, dtype=tf.float32))
+                return [output.numpy() for output in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
+
+            self._policy_forward = policy_forward
+
+        self.trace_count = 0  # how often the compiled update was traced (a test checks it stays 1)
+        self._graph_settings = {
+            name: tf.Variable(0.0, trainable=False, name=name)
+            for name in ("clip", "c_entropy", "c_value", "gradient_clipping", "value_clip")
+        }
+        settings, policy, value, distribution = self._graph_settings, self.policy, self.value, self.distribution
+        variables, optimizer = self._variables, self.optimizer
+        action_dtype = tf.int64 if isinstance(distribution.action_space, gymnasium.spaces.Discrete) else tf.float32
+
+        @tf.function(input_signature=[tf.TensorSpec((None, *observation_shape), tf.float32)])
+        def values_of(observations):
+            return tf.squeeze(value(observations), axis=-1)
+
+        def minibatch_loss(observations, actions, old_log_probabilities, advantages, returns, old_values):
+            parameters = policy(observations, training=True)
+            parameters = list(parameters) if isinstance(parameters, (list, tuple)) else [parameters]
+            log_probabilities = distribution.log_probability(actions, *parameters)
+            entropy = tf.reduce_mean(distribution.entropy(*parameters))
+            policy_loss = objectives.clipped_surrogate_loss(
+                log_probabilities, old_log_probabilities, objectives.normalize_advantages(advantages), settings["clip"]
+            )
+            predicted_values = tf.squeeze(value(observations, training=True), axis=-1)
+            value_loss = tf.cond(
+                settings["value_clip"] > 0,
+                lambda: objectives.value_loss(predicted_values, returns, old_values, settings["value_clip"]),
+                lambda: objectives.value_loss(predicted_values, returns),
+            )
+            loss = policy_loss + settings["c_value"] * value_loss - settings["c_entropy"] * entropy
+            metrics = tf.stack([
+                policy_loss, value_loss, entropy,
+                objectives.approximate_kl(log_probabilities, old_log_probabilities),
+                objectives.clip_fraction(log_probabilities, old_log_probabilities, settings["clip"]),
+            ])
+            return loss, metrics
+
+        @tf.function(input_signature=[
+            tf.TensorSpec((None, *observation_shape), tf.float32),
+            tf.TensorSpec((None, *distribution.action_space.shape), action_dtype),
+            tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.float32),
+            tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.float32),
+            tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((), tf.int32),
+        ])
+        def optimize(observations, actions, old_log_probabilities, advantages, returns, old_values, permutations, batch_size):
+            """All epochs of one cycle in one compiled call: no Python between minibatches."""
+            self.trace_count += 1  # runs only while tracing
+            batches_per_epoch = tf.shape(permutations)[1] // batch_size
+            total = tf.shape(permutations)[0] * batches_per_epoch
+            metric_sums = tf.zeros([5])
+            completed = tf.constant(0)
+            finite = tf.constant(True)
+            for step in tf.range(total):
+                epoch, batch = step // batches_per_epoch, step % batches_per_epoch
+                indices = permutations[epoch, batch * batch_size:(batch + 1) * batch_size]
+                with tf.GradientTape() as tape:
+                    loss, metrics = minibatch_loss(
+                        tf.gather(observations, indices), tf.gather(actions, indices),
+                        tf.gather(old_log_probabilities, indices), tf.gather(advantages, indices),
+                        tf.gather(returns, indices), tf.gather(old_values, indices),
+                    )
+                gradients = tape.gradient(loss, variables)
+                gradients = [g if g is not None else tf.zeros_like(v) for g, v in zip(gradients, variables)]
+                norm = tf.linalg.global_norm(gradients)
+                if not (tf.math.is_finite(loss) and tf.math.is_finite(norm)):
+                    finite = tf.constant(False)
+                    break
+                gradients, _ = tf.clip_by_global_norm(gradients, settings["gradient_clipping"], use_norm=norm)
+                optimizer.apply(gradients, variables)
+                metric_sums += metrics
+                completed += 1
+            return metric_sums / tf.cast(tf.maximum(completed, 1), tf.float32), completed, finite
+
+        self._values_of = values_of
+        self._optimize = optimize
+
+    # ------------------------------------------------------------------ public API
+    def assign_gatherer(self, gatherer_class):
+        """Use ``gatherer_class`` (a :class:`Gatherer` subclass) for every worker from now on."""
+        self.gatherer_class = check_gatherer_class(gatherer_class)
+        self.rollout.assign(gatherer_class)
+
+    def stop_drill(self):
+        """Ask the running drill to end after its current cycle (safe from any thread or callback)."""
+        self._stop_requested.set()
+
+    @property
+    def frames(self) -> int:
+        return self.history[-1]["frames"] if self.history else 0
+
+    def describe_drill(self) -> str:
+        return f"Drill started using 1 processes for {self.workers} workers."
+
+    def drill(self, n: int, epochs: int, batch_size: int, callbacks=None, verbose: bool = True) -> list[dict]:
+        """Run ``n`` more cycles of gathering and optimisation; return the history.
+
+        Args:
+            n: cycles to run now; calling ``drill`` again continues the count.
+            epochs: passes over each cycle's experience. Typical: 3–20.
+            batch_size: samples per gradient step, at most ``horizon × workers``. Typical: 64–512.
+            callbacks: :class:`~dexterity_nb.agent.callbacks.Callback` instances (e.g. the live
+                dashboard of ``dexterity_nb.widgets``).
+            verbose: print the per-cycle line.
+
+        The drill ends early when ``stop_drill()`` is called (after the running cycle) or on
+        KeyboardInterrupt (the unfinished cycle is undone). ``drill_outcome`` says which.
+        """
+        n = _positive_int("n", n)
+        epochs = _positive_int("epochs", epochs)
+        batch_size = _positive_int("batch_size", batch_size)
+        samples = self.horizon * self.workers
+        if batch_size > samples:
+            raise ValueError(
+                f"`batch_size` ({batch_size}) is larger than one cycle's samples (horizon × workers = "
+                f"{self.horizon} × {self.workers} = {samples}); use at most {samples}."
+            )
+        callbacks = list(callbacks or [])
+        for callback in callbacks:
+            if not isinstance(callback, Callback):
+                raise TypeError(f"Callbacks must subclass dexterity_nb.agent.callbacks.Callback; got {callback!r}.")
+        if verbose:
+            callbacks.insert(0, CycleLogger())
+
+        first_cycle = self.cycle
+        self.drill_end_cycle = first_cycle + n
+        self.drill_outcome = None
+        self._stop_requested.clear()
+        for callback in callbacks:
+            callback.on_drill_begin(self)
+        try:
+            for index in range(n):
+                snapshot = self._snapshot()
+                try:
+                    stats = self._run_cycle(epochs, batch_size, self._learning_rate_for(index, n))
+                except BaseException:
+                    self._restore(snapshot)
+                    raise
+                for callback in callbacks:
+                    callback.on_cycle_end(self, stats)
+                if self._stop_requested.is_set() and self.cycle < self.drill_end_cycle:
+                    self.drill_outcome = "stopped"
+                    break
+            else:
+                self.drill_outcome = "completed"
+        except KeyboardInterrupt:
+            self.drill_outcome = "interrupted"
+            print(f"Drill interrupted: the unfinished cycle was undone; the agent is at cycle {self.cycle}. "
+                  "Call drill() again to continue.", flush=True)
+        except BaseException:
+            self.drill_outcome = "failed"
+            for callback in callbacks:
+                callback.on_drill_end(self, self.history)
+            raise
+        for callback in callbacks:
+            callback.on_drill_end(self, self.history)
+        return self.history
+
+    def evaluate(self, n_episodes: int = 10, deterministic: bool = True, max_steps: int | None = None) -> EvaluationResult:
+        """Play ``n_episodes`` with frozen transformer statistics; report original returns."""
+        n_episodes = _positive_int("n_episodes", n_episodes)
+        if self._evaluation_env is None:
+            self._evaluation_env = self.env.make_worker_env()
+        env = self._evaluation_env
+        rng = np.random.default_rng(self._evaluation_seed.spawn(1)[0])
+        returns, lengths = [], []
+        for _ in range(n_episodes):
+            observation, _ = env.reset(seed=int(rng.integers(2**31)))
+            total, length, done = 0.0, 0, False
+            while not done:
+                action = self._choose(observation, deterministic, rng)
+                observation, reward, terminated, truncated, _ = env.step(action)
+                total += float(reward)
+                length += 1
+                done = terminated or truncated or (max_steps is not None and length >= max_steps)
+            returns.append(total)
+            lengths.append(length)
+        return EvaluationResult(np.array(returns), np.array(lengths), deterministic)
+
+    def act(self, observation, deterministic: bool = False):
+        """The action for one raw observation (transformer statistics are not updated)."""
+        return self._choose(observation, deterministic, self._act_rng)
+
+    def _choose(self, observation, deterministic, rng):
+        states = np.asarray(observation, dtype=np.float32)[None]
+        for transformer in self.transformers:
+            states = transformer.transform_state(states, update=False)
+        parameters = self._policy_forward(states)
+        actions = self.distribution.deterministic(*parameters) if deterministic else self.distribution.sample(*parameters, rng=rng)
+        return self.distribution.env_actions(actions)[0]
+
+    def save(self, path):
+        """Write the agent to one file at ``path``, atomically (see ``dexterity_nb.agent.checkpoint``)."""
+        from dexterity_nb.agent.checkpoint import save_agent
+
+        return save_agent(self, path)
+
+    @classmethod
+    def load(cls, path, env=None, gatherer=None, verbose: bool = False) -> "PPOAgent":
+        """Rebuild a saved agent; it continues drilling from its saved cycle.
+
+        ``env`` and ``gatherer`` replace the saved ones when those cannot be rebuilt here
+        (an env made from an instance, a gatherer defined in another notebook).
+        """
+        from dexterity_nb.agent.checkpoint import load_agent
+
+        return load_agent(cls, path, env=env, gatherer=gatherer, verbose=verbose)
+
+    def hyperparameters(self) -> dict:
+        return {
+            "horizon": self.horizon, "workers": self.workers, "learning_rate": self.learning_rate,
+            "discount": self.discount, "lam": self.lam, "clip": self.clip, "c_entropy": self.c_entropy,
+            "c_value": self.c_value, "gradient_clipping": self.gradient_clipping,
+            "lr_schedule": self.lr_schedule if self.lr_schedule in (None, "linear") else None,
+            "seed": self.seed, "value_clip": self.value_clip,
+        }
+
+    def __repr__(self):
+        return (f"<PPOAgent {self.env.spec.id if self.env.spec else self.env}: {self.workers} workers × {self.horizon} steps, "
+                f"{self.distribution!r}, gatherer {self.gatherer_class.__name__}, {self.cycle} cycles drilled>")
+
+    # ------------------------------------------------------------------ one cycle
+    def _learning_rate_for(self, index, total):
+        if self.lr_schedule is None:
+            return self.learning_rate
+        progress = index / total
+        factor = 1.0 - progress if self.lr_schedule == "linear" else float(self.lr_schedule(progress))
+        return self.learning_rate * factor
+
+    def _run_cycle(self, epochs, batch_size, learning_rate) -> dict:
+        start = time.perf_counter()
+        trajectories = self.rollout.gather(self._policy_forward, self.horizon)
+        gathered = time.perf_counter()
+        metrics, updates = self._optimize_on(trajectories, epochs, batch_size, learning_rate)
+        finished = time.perf_counter()
+        self.cycle += 1
+        previous = self.history[-1] if self.history else {"frames": 0, "updates": 0, "total_episodes": 0}
+        returns, lengths = trajectories.episode_returns, trajectories.episode_lengths
+        stats = {
+            "cycle": self.cycle,
+            "mean_return": float(np.mean(returns)) if returns else math.nan,
+            "mean_length": float(np.mean(lengths)) if lengths else math.nan,
+            "episodes": len(returns),
+            "episode_returns": [float(value) for value in returns],
+            "episode_lengths": [int(value) for value in lengths],
+            "total_episodes": previous["total_episodes"] + len(returns),
+            "frames": previous["frames"] + trajectories.frames,
+            "updates": previous["updates"] + updates,
+            "policy_loss": metrics[0], "value_loss": metrics[1], "entropy": metrics[2],
+            "approx_kl": metrics[3], "clip_fraction": metrics[4],
+            "learning_rate": learning_rate,
+            "gather_seconds": gathered - start,
+            "optimize_seconds": finished - gathered,
+            "seconds": finished - start,
+            "steps_per_second": trajectories.frames / max(finished - start, 1e-9),
+        }
+        self.history.append(stats)
+        return stats
+
+    def _advantages(self, trajectories: Trajectories):
+        from dexterity_nb.agent.objectives import generalized_advantage_estimates
+
+        horizon, workers = trajectories.rewards.shape
+        flat_observations = trajectories.observations.reshape(horizon * workers, *trajectories.observations.shape[2:])
+        flat_next = trajectories.next_observations.reshape(flat_observations.shape)
+        both = self._values_of(np.concatenate([flat_observations, flat_next])).numpy()
+        values = both[: horizon * workers].reshape(horizon, workers)
+        next_values = both[horizon * workers:].reshape(horizon, workers)
+        advantages, returns = generalized_advantage_estimates(
+            trajectories.rewards, values, next_values, trajectories.terminated, trajectories.episode_ends,
+            self.discount, self.lam,
+        )
+        return flat_observations, values.reshape(-1), advantages.reshape(-1), returns.reshape(-1)
+
+    def _optimize_on(self, trajectories, epochs, batch_size, learning_rate):
+        observations, values, advantages, returns = self._advantages(trajectories)
+        samples = len(observations)
+        permutations = np.stack([self._shuffle_rng.permutation(samples) for _ in range(epochs)]).astype(np.int32)
+        self._sync_graph_settings(learning_rate)
+        metrics, completed, finite = self._optimize(
+            observations,
+            trajectories.actions.reshape(samples, *trajectories.actions.shape[2:]),
+            trajectories.log_probabilities.reshape(-1),
+            advantages.astype(np.float32), returns.astype(np.float32), values.astype(np.float32),
+            permutations, np.int32(batch_size),
+        )
+        if not bool(finite):
+            raise NonFiniteLossError(
+                f"Cycle {self.cycle + 1}: the loss or its gradient became non-finite in minibatch {int(completed) + 1}. "
+                f"The agent was restored to the end of cycle {self.cycle}. Try a lower learning_rate, check the "
+                "environment's rewards and observations for nan/inf, or add a RewardNormalizationTransformer."
+            )
+        self._policy_forward_refresh()
+        return [float(value) for value in metrics.numpy()], int(completed)
+
+    def _policy_forward_refresh(self):
+        if hasattr(self._policy_forward, "refresh"):
+            self._policy_forward.refresh()
+
+    def _sync_graph_settings(self, learning_rate):
+        """Copy the Python hyperparameters into the variables the compiled update reads (no retracing)."""
+        self.optimizer.learning_rate.assign(learning_rate)
+        values = {
+            "clip": self.clip, "c_entropy": self.c_entropy, "c_value": self.c_value,
+            "gradient_clipping": self.gradient_clipping if self.gradient_clipping is not None else 3.0e38,
+            "value_clip": self.value_clip if self.value_clip is not None else 0.0,
+        }
+        for name, value in values.items():
+            self._graph_settings[name].assign(value)
+
+    # ------------------------------------------------------------------ consistency
+    def _snapshot(self):
+        """Everything a cycle changes except env states, to undo an unfinished cycle."""
+        return {
+            "weights": [variable.numpy() for variable in self._variables],
+            "optimizer": [variable.numpy() for variable in self.optimizer.variables],
+            "transformers": [
+                {name: statistics.get_state() for name, statistics in t.running_statistics().items()}
+                for t in self.transformers
+            ],
+            "cycle": self.cycle,
+            "history_length": len(self.history),
+        }
+
+    def _restore(self, snapshot):
+        for variable, value in zip(self._variables, snapshot["weights"]):
+            variable.assign(value)
+        for variable, value in zip(self.optimizer.variables, snapshot["optimizer"]):
+            variable.assign(value)
+        for transformer, states in zip(self.transformers, snapshot["transformers"]):
+            for name, statistics in transformer.running_statistics().items():
+                statistics.set_state(states[name])
+        self.cycle = snapshot["cycle"]
+        del self.history[snapshot["history_length"]:]
+        self._policy_forward_refresh()
+        self.rollout.needs_reset = True  # the interrupted episodes are dropped; the next cycle starts fresh ones
+
+
+def _unique_variables(variables):
+    seen, unique = set(), []
+    for variable in variables:
+        if id(variable) not in seen:
+            seen.add(id(variable))
+            unique.append(variable)
+    return unique

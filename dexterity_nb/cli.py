@@ -1,0 +1,118 @@
+"""Command line: ``dexterity-nb drill CartPole-v1`` and ``dexterity-nb evaluate DIR``.
+
+Every flag left out takes its value from ``dexterity_nb.presets``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from dexterity_nb.presets import preset_for
+
+AGENT_FILE = "agent.npz"
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="dexterity-nb", description="Drill and evaluate PPO agents.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    drill = commands.add_parser("drill", help="train an agent and save it with its learning curve")
+    drill.add_argument("env", help="a gymnasium id, e.g. CartPole-v1")
+    drill.add_argument("--cycles", type=int, help="cycles to drill")
+    drill.add_argument("--epochs", type=int, help="passes over each cycle's experience")
+    drill.add_argument("--batch-size", type=int, help="samples per gradient step")
+    drill.add_argument("--horizon", type=int, help="steps each worker gathers per cycle")
+    drill.add_argument("--workers", type=int, help="parallel environment copies")
+    drill.add_argument("--learning-rate", type=float)
+    drill.add_argument("--seed", type=int, default=None)
+    drill.add_argument("--transformers", help='comma-separated: "state", "reward", "state,reward" or "none"')
+    drill.add_argument("--model", default="simple", help="registered model builder name (default: simple)")
+    drill.add_argument("--distribution", default=None, help="categorical, gaussian or beta (default: from the action space)")
+    drill.add_argument("--gatherer", help="module:Class of a Gatherer subclass")
+    drill.add_argument("--out", help="output folder (default: runs/<env>-<time>)")
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a saved agent")
+    evaluate.add_argument("path", help="the folder written by drill, or the agent file")
+    evaluate.add_argument("--episodes", type=int, default=10)
+    evaluate.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the most likely")
+    return parser
+
+
+def _load_gatherer(spec):
+    from dexterity_nb.agent.checkpoint import _resolve
+    from dexterity_nb.agent.gather import check_gatherer_class
+
+    if ":" not in spec:
+        raise SystemExit(f"--gatherer must look like module:Class, got {spec!r}.")
+    sys.path.insert(0, os.getcwd())
+    return check_gatherer_class(_resolve(spec, "gatherer", "Check the module path."))
+
+
+def drill_command(arguments) -> int:
+    from dexterity_nb.common.wrappers import check_env_id
+
+    check_env_id(arguments.env)  # fail before TensorFlow loads
+    preset = preset_for(arguments.env)
+    transformers = preset["transformers"] if arguments.transformers is None else [
+        name.strip() for name in arguments.transformers.split(",") if name.strip() and name.strip() != "none"
+    ]
+    agent_options = dict(preset["agent"])
+    for name in ("horizon", "workers", "learning_rate"):
+        if getattr(arguments, name) is not None:
+            agent_options[name] = getattr(arguments, name)
+    drill_options = dict(preset["drill"])
+    for name in ("cycles", "epochs", "batch_size"):
+        if getattr(arguments, name) is not None:
+            drill_options[name] = getattr(arguments, name)
+    gatherer = _load_gatherer(arguments.gatherer) if arguments.gatherer else None
+    out = Path(arguments.out or f"runs/{arguments.env}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from dexterity_nb.agent.ppo_agent import PPOAgent
+    from dexterity_nb.common.wrappers import make_env
+    from dexterity_nb.models import get_model_builder
+
+    env = make_env(arguments.env, transformers=transformers)
+    agent = PPOAgent(get_model_builder(arguments.model, "ffn"), env, seed=arguments.seed,
+                     distribution=arguments.distribution, **agent_options)
+    if gatherer is not None:
+        agent.assign_gatherer(gatherer)
+    agent.drill(drill_options["cycles"], drill_options["epochs"], drill_options["batch_size"])
+    out.mkdir(parents=True, exist_ok=True)
+    saved = agent.save(out / AGENT_FILE)
+    figure_path = out / "learning_curve.png"
+    from dexterity_nb.widgets.plots import plot_history
+
+    figure = plot_history(agent.history, title=f"{arguments.env}: PPO")
+    figure.savefig(figure_path, dpi=100)
+    evaluation = agent.evaluate(10)
+    (out / "evaluation.json").write_text(json.dumps({"returns": evaluation.returns.tolist(), "lengths": evaluation.lengths.tolist()}))
+    print(evaluation)
+    print(f"Saved the agent to {saved} and its learning curve to {figure_path}.")
+    print(f"Evaluate it again with: dexterity-nb evaluate {out}")
+    return 0
+
+
+def evaluate_command(arguments) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from dexterity_nb.agent.ppo_agent import PPOAgent
+
+    agent = PPOAgent.load(arguments.path)
+    print(agent.evaluate(arguments.episodes, deterministic=not arguments.stochastic))
+    return 0
+
+
+def main(argv=None) -> int:
+    arguments = _parser().parse_args(argv)
+    try:
+        if arguments.command == "drill":
+            return drill_command(arguments)
+        return evaluate_command(arguments)
+    except (ValueError, TypeError) as error:
+        print(f"dexterity-nb: error: {error}", file=sys.stderr)
+        return 2

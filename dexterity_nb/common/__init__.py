@@ -1,0 +1,1 @@
+"""Environments (wrappers), preprocessing (transformers) and action distributions (policies)."""

@@ -1,0 +1,121 @@
+"""Model builders: the networks of an agent, registered by name.
+
+A *builder function* takes the observation space, the action distribution and ``shared``, and
+returns two Keras models::
+
+    policy: observation batch -> list of predicted parameters (distribution.build_heads)
+    value:  observation batch -> V(s), shape (batch, 1)
+
+When ``shared`` is true, both models use the same hidden layers. Register your own with::
+
+    @register_model_builder("tiny", "ffn")
+    def build_tiny(observation_space, distribution, shared, hidden_units=(16,)):
+        ...
+        return policy, value
+
+and use it with ``get_model_builder("tiny", "ffn")``. Registering by name is what lets
+``PPOAgent.load`` rebuild the networks of a saved agent: register the builder before loading.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+__all__ = ["get_model_builder", "register_model_builder", "ModelBuilder", "MODEL_BUILDERS", "build_feed_forward"]
+
+MODEL_BUILDERS: dict[tuple[str, str], Callable] = {}
+
+
+def register_model_builder(name: str, model_type: str = "ffn", overwrite: bool = False):
+    """Decorator registering ``function(observation_space, distribution, shared, **options)``."""
+
+    def register(function):
+        key = (name, model_type)
+        if key in MODEL_BUILDERS and not overwrite and MODEL_BUILDERS[key] is not function:
+            raise ValueError(f"A model builder {name!r} of type {model_type!r} is already registered; pass overwrite=True to replace it.")
+        MODEL_BUILDERS[key] = function
+        return function
+
+    return register
+
+
+class ModelBuilder:
+    """A registered builder with its options; calling it builds ``(policy, value)``."""
+
+    def __init__(self, name: str, model_type: str, shared: bool, options: dict):
+        self.name, self.model_type, self.shared, self.options = name, model_type, bool(shared), dict(options)
+
+    def __call__(self, observation_space, distribution):
+        return MODEL_BUILDERS[(self.name, self.model_type)](observation_space, distribution, self.shared, **self.options)
+
+    def config(self) -> dict:
+        return {"model": self.name, "model_type": self.model_type, "shared": self.shared, **self.options}
+
+    def __repr__(self):
+        options = "".join(f", {key}={value!r}" for key, value in self.options.items())
+        return f"get_model_builder({self.name!r}, {self.model_type!r}, shared={self.shared}{options})"
+
+
+def get_model_builder(model: str = "simple", model_type: str = "ffn", shared: bool = False, **options) -> ModelBuilder:
+    """Look up a registered builder. ``options`` go to the builder function (e.g. ``hidden_units``).
+
+    Known: ``("simple", "ffn")`` two tanh layers of 64 units; ``("wide", "ffn")`` two of 256;
+    ``("deep", "ffn")`` three of 64 with ReLU.
+    """
+    if (model, model_type) not in MODEL_BUILDERS:
+        known = ", ".join(f"({name!r}, {kind!r})" for name, kind in sorted(MODEL_BUILDERS))
+        raise ValueError(
+            f"Unknown model builder ({model!r}, {model_type!r}). Known: {known}. "
+            "Add your own with @register_model_builder(name, model_type)."
+        )
+    return ModelBuilder(model, model_type, shared, options)
+
+
+def build_feed_forward(observation_space, distribution, shared, hidden_units=(64, 64), activation="tanh"):
+    """Feed-forward networks with orthogonal initialisation (gain √2 hidden, 1 value head).
+
+    The policy heads come from ``distribution.build_heads`` and start near zero (gain 0.01),
+    so the first policy is close to uniform: a good start for exploration.
+    """
+    import keras
+
+    if len(getattr(observation_space, "shape", ()) or ()) == 0:
+        raise TypeError(
+            f"Feed-forward builders take Box observations; got {observation_space}. "
+            "Wrap the env with gymnasium.wrappers (e.g. FlattenObservation) first."
+        )
+    hidden_units = tuple(int(units) for units in hidden_units)
+    if not hidden_units or min(hidden_units) <= 0:
+        raise ValueError(f"hidden_units must be a non-empty sequence of positive ints, got {hidden_units}.")
+
+    def trunk(inputs, prefix):
+        features = keras.layers.Flatten(name=f"{prefix}_flatten")(inputs) if len(observation_space.shape) > 1 else inputs
+        for index, units in enumerate(hidden_units):
+            features = keras.layers.Dense(
+                units, activation=activation, kernel_initializer=keras.initializers.Orthogonal(2**0.5),
+                name=f"{prefix}_hidden_{index}",
+            )(features)
+        return features
+
+    observations = keras.Input(observation_space.shape, name="observation")
+    policy_features = trunk(observations, "shared" if shared else "policy")
+    value_features = policy_features if shared else trunk(observations, "value")
+    value = keras.layers.Dense(1, kernel_initializer=keras.initializers.Orthogonal(1.0), name="value")(value_features)
+    policy_model = keras.Model(observations, distribution.build_heads(policy_features), name="policy")
+    value_model = keras.Model(observations, value, name="value")
+    return policy_model, value_model
+
+
+@register_model_builder("simple", "ffn")
+def build_simple(observation_space, distribution, shared, hidden_units=(64, 64)):
+    return build_feed_forward(observation_space, distribution, shared, hidden_units, "tanh")
+
+
+@register_model_builder("wide", "ffn")
+def build_wide(observation_space, distribution, shared, hidden_units=(256, 256)):
+    return build_feed_forward(observation_space, distribution, shared, hidden_units, "tanh")
+
+
+@register_model_builder("deep", "ffn")
+def build_deep(observation_space, distribution, shared, hidden_units=(64, 64, 64)):
+    return build_feed_forward(observation_space, distribution, shared, hidden_units, "relu")

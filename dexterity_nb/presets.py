@@ -1,0 +1,32 @@
+"""Recommended settings per environment: what the CLI uses when a flag is not given.
+
+Each preset has ``transformers``, ``agent`` (PPOAgent keyword arguments) and ``drill``
+(``cycles``, ``epochs``, ``batch_size``). The CartPole-v1 preset is measured by
+``python -m benchmarks.run`` against Stable-Baselines3 (see the README).
+"""
+
+PRESETS = {
+    "CartPole-v1": {
+        "transformers": ["state"],
+        "agent": dict(horizon=32, workers=8, learning_rate=1e-3, discount=0.98, lam=0.8, clip=0.2,
+                      c_entropy=0.0, c_value=0.5, gradient_clipping=0.5),
+        "drill": dict(cycles=150, epochs=20, batch_size=256),
+    },
+    "Pendulum-v1": {
+        "transformers": ["state", "reward"],
+        "agent": dict(horizon=256, workers=8, learning_rate=1e-3, discount=0.95, lam=0.95, clip=0.2,
+                      c_entropy=0.0, gradient_clipping=0.5),
+        "drill": dict(cycles=60, epochs=10, batch_size=256),
+    },
+}
+
+DEFAULT_PRESET = {
+    "transformers": ["state"],
+    "agent": dict(horizon=256, workers=8, learning_rate=3e-4, discount=0.99, lam=0.95, clip=0.2, c_entropy=0.0),
+    "drill": dict(cycles=50, epochs=10, batch_size=256),
+}
+
+
+def preset_for(env_id: str) -> dict:
+    """The preset of ``env_id``, or the generic default for any other env."""
+    return PRESETS.get(env_id, DEFAULT_PRESET)
