@@ -26,6 +26,7 @@ import numpy as np
 
 from dexterity_nb.agent.callbacks import Callback, CycleLogger
 from dexterity_nb.agent.gather import Gatherer, GathererError, Rollout, Trajectories, check_gatherer_class
+from dexterity_nb.common.mpi import local_batch_size, resolve_communicator, split_workers
 from dexterity_nb.common.policies import get_distribution
 from dexterity_nb.common.wrappers import TransformedEnv, make_env
 
@@ -98,12 +99,17 @@ class PPOAgent:
         seed: makes drills reproducible on the same machine (same history twice).
         value_clip: if set, value updates move at most this far per cycle (off by default).
         verbose: print set-up messages.
+        communicator: ``None`` (MPI under ``mpirun -n K>1``, else one process), or a
+            :class:`dexterity_nb.common.mpi.Communicator` / ``SingleProcess``. With K processes, each
+            gathers for its share of ``workers`` and computes gradients on ``batch_size / K`` samples
+            of every minibatch; only rank 0 prints, runs callbacks and saves (see ``common/mpi.py``).
     """
 
     def __init__(self, model_builder, env, horizon: int = 512, workers: int = 8, learning_rate: float = 1e-3,
                  discount: float = 0.99, lam: float = 0.95, clip: float = 0.2, c_entropy: float = 0.01,
                  c_value: float = 0.5, gradient_clipping: float | None = 0.5, lr_schedule=None,
-                 distribution=None, seed: int | None = None, value_clip: float | None = None, verbose: bool = True):
+                 distribution=None, seed: int | None = None, value_clip: float | None = None, verbose: bool = True,
+                 communicator=None):
         # Every argument is checked before anything is built.
         self.horizon = _positive_int("horizon", horizon)
         self.workers = _positive_int("workers", workers)
@@ -128,9 +134,12 @@ class PPOAgent:
         self.env = env
         self.model_builder = model_builder
         self.distribution = get_distribution(env.action_space, distribution)
+        self.communicator = resolve_communicator(communicator)
+        # This process's workers: global ids first_worker … first_worker + local_workers − 1.
+        self._first_worker, self._local_workers = split_workers(self.workers, self.communicator.size, self.communicator.rank)
         self.transformers = [copy.deepcopy(transformer) for transformer in env.transformers]
         for transformer in self.transformers:
-            transformer.setup(env.observation_space, self.workers)
+            transformer.setup(env.observation_space, self._local_workers)
 
         import keras  # TensorFlow loads here, not at package import
 
@@ -138,6 +147,8 @@ class PPOAgent:
             keras.utils.set_random_seed(self.seed)  # Python's random (used by custom gatherers), NumPy and TF
         seeds = np.random.SeedSequence(self.seed)
         workers_seed, shuffle_seed, self._evaluation_seed, act_seed = seeds.spawn(4)
+        if self.communicator.size > 1:  # each rank shuffles its own samples with its own stream
+            shuffle_seed = shuffle_seed.spawn(self.communicator.size)[self.communicator.rank]
         self._shuffle_rng = np.random.default_rng(shuffle_seed)
         self._act_rng = np.random.default_rng(act_seed)
         self.distribution.action_space.seed(int(seeds.generate_state(1)[0]))
@@ -147,17 +158,21 @@ class PPOAgent:
         self._variables = _unique_variables(self.policy.trainable_variables + self.value.trainable_variables)
         self.optimizer = keras.optimizers.Adam(self.learning_rate, epsilon=1e-5)
         self.optimizer.build(self._variables)
+        if self.communicator.size > 1:  # start from rank 0's weights (equal anyway with a seed)
+            for variable, value in zip(self._variables, self.communicator.broadcast_arrays([v.numpy() for v in self._variables])):
+                variable.assign(value)
         self._build_compiled_functions()
 
         self.gatherer_class = Gatherer
-        self.rollout = Rollout(env.make_worker_env, self.workers, Gatherer, self.distribution, self.transformers, workers_seed)
+        self.rollout = Rollout(env.make_worker_env, self._local_workers, Gatherer, self.distribution, self.transformers,
+                               workers_seed, first_worker_id=self._first_worker)
         self.cycle = 0
         self.history: list[dict] = []
         self.drill_end_cycle = 0
         self.drill_outcome = None
         self._stop_requested = threading.Event()
         self._evaluation_env = None
-        if verbose:
+        if verbose and self.communicator.is_root:
             names = ", ".join(type(t).__name__ for t in self.transformers)
             print(f"Using [{names}] for preprocessing." if names else "Using no transformers for preprocessing.")
 
@@ -265,8 +280,41 @@ class PPOAgent:
                 completed += 1
             return metric_sums / tf.cast(tf.maximum(completed, 1), tf.float32), completed, finite
 
+        # The MPI path (common/mpi.py) splits a minibatch step in two compiled halves around the
+        # Allreduce: this rank's flat gradient, then the update with the ranks' mean gradient.
+        variable_sizes = [int(np.prod(variable.shape)) for variable in variables]
+
+        @tf.function(input_signature=[
+            tf.TensorSpec((None, *observation_shape), tf.float32),
+            tf.TensorSpec((None, *distribution.action_space.shape), action_dtype),
+            tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.float32),
+            tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.float32),
+            tf.TensorSpec((None,), tf.int32),
+        ])
+        def local_gradients(observations, actions, old_log_probabilities, advantages, returns, old_values, indices):
+            """One flat float32 vector: this rank's gradient, then the 5 metrics, then the loss."""
+            with tf.GradientTape() as tape:
+                loss, metrics = minibatch_loss(
+                    tf.gather(observations, indices), tf.gather(actions, indices),
+                    tf.gather(old_log_probabilities, indices), tf.gather(advantages, indices),
+                    tf.gather(returns, indices), tf.gather(old_values, indices),
+                )
+            gradients = tape.gradient(loss, variables)
+            gradients = [g if g is not None else tf.zeros_like(v) for g, v in zip(gradients, variables)]
+            flat = [tf.reshape(tf.cast(g, tf.float32), [-1]) for g in gradients]
+            return tf.concat(flat + [tf.cast(metrics, tf.float32), tf.reshape(tf.cast(loss, tf.float32), [1])], axis=0)
+
+        @tf.function(input_signature=[tf.TensorSpec((None,), tf.float32)])
+        def apply_flat_gradients(flat):
+            gradients = [tf.cast(tf.reshape(piece, variable.shape), variable.dtype)
+                         for piece, variable in zip(tf.split(flat, variable_sizes), variables)]
+            gradients, _ = tf.clip_by_global_norm(gradients, settings["gradient_clipping"])
+            optimizer.apply(gradients, variables)
+
         self._values_of = values_of
         self._optimize = optimize
+        self._local_gradients = local_gradients
+        self._apply_flat_gradients = apply_flat_gradients
 
     # ------------------------------------------------------------------ public API
     def assign_gatherer(self, gatherer_class):
@@ -283,7 +331,7 @@ class PPOAgent:
         return self.history[-1]["frames"] if self.history else 0
 
     def describe_drill(self) -> str:
-        return f"Drill started using 1 processes for {self.workers} workers."
+        return f"Drill started using {self.communicator.size} processes for {self.workers} workers."
 
     def drill(self, n: int, epochs: int, batch_size: int, callbacks=None, verbose: bool = True) -> list[dict]:
         """Run ``n`` more cycles of gathering and optimisation; return the history.
@@ -308,10 +356,21 @@ class PPOAgent:
                 f"`batch_size` ({batch_size}) is larger than one cycle's samples (horizon × workers = "
                 f"{self.horizon} × {self.workers} = {samples}); use at most {samples}."
             )
+        if self.communicator.size > 1:
+            share = local_batch_size(batch_size, self.communicator.size)
+            smallest = self.horizon * (self.workers // self.communicator.size)
+            if share > smallest:
+                raise ValueError(
+                    f"`batch_size` / processes ({batch_size} / {self.communicator.size} = {share}) is larger than the "
+                    f"samples of the process with fewest workers (horizon × {self.workers // self.communicator.size} = "
+                    f"{smallest}); use batch_size at most {smallest * self.communicator.size}."
+                )
         callbacks = list(callbacks or [])
         for callback in callbacks:
             if not isinstance(callback, Callback):
                 raise TypeError(f"Callbacks must subclass dexterity_nb.agent.callbacks.Callback; got {callback!r}.")
+        if not self.communicator.is_root:
+            callbacks, verbose = [], False  # with MPI only rank 0 prints, draws and runs callbacks
         if verbose:
             callbacks.insert(0, CycleLogger())
 
@@ -321,6 +380,8 @@ class PPOAgent:
         self._stop_requested.clear()
         for callback in callbacks:
             callback.on_drill_begin(self)
+        interrupts = self.communicator.interrupts_stop(self.stop_drill)  # with MPI, Ctrl-C = stop after this cycle
+        interrupts.__enter__()
         try:
             for index in range(n):
                 snapshot = self._snapshot()
@@ -331,7 +392,8 @@ class PPOAgent:
                     raise
                 for callback in callbacks:
                     callback.on_cycle_end(self, stats)
-                if self._stop_requested.is_set() and self.cycle < self.drill_end_cycle:
+                # With MPI, rank 0's flag decides, so every rank stops after the same cycle.
+                if self.communicator.stop_requested(self._stop_requested.is_set()) and self.cycle < self.drill_end_cycle:
                     self.drill_outcome = "stopped"
                     break
             else:
@@ -345,6 +407,8 @@ class PPOAgent:
             for callback in callbacks:
                 callback.on_drill_end(self, self.history)
             raise
+        finally:
+            interrupts.__exit__(None, None, None)
         for callback in callbacks:
             callback.on_drill_end(self, self.history)
         return self.history
@@ -383,8 +447,15 @@ class PPOAgent:
         return self.distribution.env_actions(actions)[0]
 
     def save(self, path):
-        """Write the agent to one file at ``path``, atomically (see ``dexterity_nb.agent.checkpoint``)."""
+        """Write the agent to one file at ``path``, atomically (see ``dexterity_nb.agent.checkpoint``).
+
+        With MPI, only rank 0 writes (the weights are the same on every rank); on the other ranks
+        this does nothing and returns ``None``, so one script serves all ranks.
+        """
         from dexterity_nb.agent.checkpoint import save_agent
+
+        if not self.communicator.is_root:
+            return None
 
         return save_agent(self, path)
 
@@ -422,13 +493,21 @@ class PPOAgent:
 
     def _run_cycle(self, epochs, batch_size, learning_rate) -> dict:
         start = time.perf_counter()
+        statistics_base = self.communicator.statistics_state(self.transformers)
         trajectories = self.rollout.gather(self._policy_forward, self.horizon)
+        self.communicator.merge_statistics(self.transformers, statistics_base)  # with MPI: exact merge over ranks
         gathered = time.perf_counter()
         metrics, updates = self._optimize_on(trajectories, epochs, batch_size, learning_rate)
         finished = time.perf_counter()
         self.cycle += 1
         previous = self.history[-1] if self.history else {"frames": 0, "updates": 0, "total_episodes": 0}
-        returns, lengths = trajectories.episode_returns, trajectories.episode_lengths
+        # With MPI: all ranks' episodes, total frames, the slowest rank's times; the same entry on every rank.
+        summary = self.communicator.combine_cycle({
+            "episode_returns": trajectories.episode_returns, "episode_lengths": trajectories.episode_lengths,
+            "frames": trajectories.frames, "gather_seconds": gathered - start, "optimize_seconds": finished - gathered,
+            "seconds": finished - start,
+        })
+        returns, lengths = summary["episode_returns"], summary["episode_lengths"]
         stats = {
             "cycle": self.cycle,
             "mean_return": float(np.mean(returns)) if returns else math.nan,
@@ -437,15 +516,15 @@ class PPOAgent:
             "episode_returns": [float(value) for value in returns],
             "episode_lengths": [int(value) for value in lengths],
             "total_episodes": previous["total_episodes"] + len(returns),
-            "frames": previous["frames"] + trajectories.frames,
+            "frames": previous["frames"] + summary["frames"],
             "updates": previous["updates"] + updates,
             "policy_loss": metrics[0], "value_loss": metrics[1], "entropy": metrics[2],
             "approx_kl": metrics[3], "clip_fraction": metrics[4],
             "learning_rate": learning_rate,
-            "gather_seconds": gathered - start,
-            "optimize_seconds": finished - gathered,
-            "seconds": finished - start,
-            "steps_per_second": trajectories.frames / max(finished - start, 1e-9),
+            "gather_seconds": summary["gather_seconds"],
+            "optimize_seconds": summary["optimize_seconds"],
+            "seconds": summary["seconds"],
+            "steps_per_second": summary["frames"] / max(summary["seconds"], 1e-9),
         }
         self.history.append(stats)
         return stats
@@ -470,7 +549,8 @@ class PPOAgent:
         samples = len(observations)
         permutations = np.stack([self._shuffle_rng.permutation(samples) for _ in range(epochs)]).astype(np.int32)
         self._sync_graph_settings(learning_rate)
-        metrics, completed, finite = self._optimize(
+        optimize = self._optimize if self.communicator.size == 1 else self._optimize_distributed
+        metrics, completed, finite = optimize(
             observations,
             trajectories.actions.reshape(samples, *trajectories.actions.shape[2:]),
             trajectories.log_probabilities.reshape(-1),
@@ -485,6 +565,36 @@ class PPOAgent:
             )
         self._policy_forward_refresh()
         return [float(value) for value in metrics.numpy()], int(completed)
+
+    def _optimize_distributed(self, observations, actions, old_log_probabilities, advantages, returns, old_values,
+                              permutations, batch_size):
+        """``_optimize`` for K > 1 MPI processes: one Allreduce per minibatch, the same update on every rank.
+
+        Each rank takes ``batch_size / K`` of its own samples per minibatch; its gradient and loss
+        metrics travel in one contiguous float32 buffer through one Allreduce (mean over ranks);
+        every rank then clips and applies that mean gradient, so the weights stay equal. Since each
+        rank's loss is a mean over equally many samples, the mean of the ranks' gradients is the
+        gradient over the whole minibatch, except that advantages are normalised over each rank's
+        share. All ranks run as many minibatches per epoch as the rank with the fewest workers.
+        """
+        import tensorflow as tf
+
+        size = self.communicator.size
+        share = local_batch_size(int(batch_size), size)
+        batches_per_epoch = self.horizon * (self.workers // size) // share
+        data = [tf.constant(array) for array in (observations, actions, old_log_probabilities, advantages, returns, old_values)]
+        metric_sums, completed = np.zeros(5), 0
+        for permutation in permutations:
+            for batch in range(batches_per_epoch):
+                indices = tf.constant(permutation[batch * share:(batch + 1) * share])
+                buffer = np.array(self._local_gradients(*data, indices), dtype=np.float32)  # [gradients, 5 metrics, loss]
+                self.communicator.average(buffer)
+                if not np.all(np.isfinite(buffer)):  # the same verdict on every rank: the buffer is the same
+                    return tf.constant(metric_sums / max(completed, 1), tf.float32), completed, False
+                self._apply_flat_gradients(buffer[:-6])
+                metric_sums += buffer[-6:-1]
+                completed += 1
+        return tf.constant(metric_sums / max(completed, 1), tf.float32), completed, True
 
     def _policy_forward_refresh(self):
         if hasattr(self._policy_forward, "refresh"):

@@ -1,0 +1,16 @@
+"""A correctness test: the CLI's CartPole preset, seeded, must solve CartPole within a fixed budget."""
+
+from dexterity_nb.agent.ppo_agent import PPOAgent
+from dexterity_nb.common.wrappers import make_env
+from dexterity_nb.models import get_model_builder
+from dexterity_nb.presets import PRESETS
+
+
+def test_cartpole_preset_reaches_475_in_deterministic_evaluation():
+    preset = PRESETS["CartPole-v1"]
+    agent = PPOAgent(get_model_builder("simple", "ffn"), make_env("CartPole-v1", transformers=preset["transformers"]),
+                     seed=0, verbose=False, **preset["agent"])
+    drill = preset["drill"]
+    agent.drill(drill["cycles"], drill["epochs"], drill["batch_size"], verbose=False)
+    evaluation = agent.evaluate(n_episodes=10, deterministic=True)
+    assert evaluation.mean_return >= 475, evaluation
