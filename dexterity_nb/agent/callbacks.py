@@ -4,13 +4,15 @@ A drill calls, in order::
 
     on_drill_begin(agent)                 # agent.cycle = cycles done so far,
                                           # agent.drill_end_cycle = where this drill will end
+    on_gather_end(agent)                  # between the two phases of every cycle
     on_cycle_end(agent, stats)            # after every complete cycle; stats = agent.history[-1]
     on_drill_end(agent, history)          # always, also after a stop, an interrupt or a failure;
                                           # agent.drill_outcome says which
 
 A callback asks the drill to end by calling ``agent.stop_drill()``: the drill finishes the
 current cycle, so the agent is never left half-updated. The cycle-line printer below is itself
-just a callback, on by default (``drill(..., verbose=True)``).
+just a callback, on by default (``drill(..., verbose=True)``); a callback with the attribute
+``replaces_text_log = True`` (the live dashboard, in a notebook) turns it off.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ class Callback:
 
     def on_drill_begin(self, agent):
         pass
+
+    def on_gather_end(self, agent):
+        """Between gathering and optimising (a live display can answer its buttons here)."""
 
     def on_cycle_end(self, agent, stats: dict):
         pass

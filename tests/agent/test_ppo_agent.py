@@ -179,3 +179,21 @@ def test_continuous_actions_with_gaussian_and_beta():
         action = agent.act(np.zeros(3, dtype=np.float32))
         assert action.shape == (1,) and -2.0 <= action[0] <= 2.0
         assert math.isfinite(agent.history[-1]["policy_loss"])
+
+
+class QuietDisplay(Callback):
+    replaces_text_log = True
+
+    def __init__(self):
+        self.gather_ends = []
+
+    def on_gather_end(self, agent):
+        self.gather_ends.append(agent.cycle)  # the cycle being run is not counted yet
+
+
+def test_gather_end_hook_and_displays_that_replace_the_text_log(capsys):
+    agent = small_agent()
+    display = QuietDisplay()
+    agent.drill(2, 1, 32, callbacks=[display])
+    assert display.gather_ends == [0, 1]
+    assert "Cycle" not in capsys.readouterr().out
