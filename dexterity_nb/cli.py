@@ -1,5 +1,8 @@
 """Command line: ``dexterity-nb drill CartPole-v1`` and ``dexterity-nb evaluate DIR``.
 
+Under ``mpirun -n K python -m dexterity_nb drill ...`` the drill runs on K processes (see
+``dexterity_nb.common.mpi``): rank 0 prints, saves and plots; an error on any rank ends them all.
+
 Every flag left out takes its value from ``dexterity_nb.presets``.
 """
 
@@ -83,6 +86,8 @@ def drill_command(arguments) -> int:
     if gatherer is not None:
         agent.assign_gatherer(gatherer)
     agent.drill(drill_options["cycles"], drill_options["epochs"], drill_options["batch_size"])
+    if not agent.communicator.is_root:
+        return 0  # with MPI, rank 0 saves, plots and evaluates
     out.mkdir(parents=True, exist_ok=True)
     saved = agent.save(out / AGENT_FILE)
     figure_path = out / "learning_curve.png"
@@ -109,6 +114,11 @@ def evaluate_command(arguments) -> int:
 
 def main(argv=None) -> int:
     arguments = _parser().parse_args(argv)
+    from dexterity_nb.common.mpi import launched_by_mpirun, run_or_abort
+
+    if launched_by_mpirun():  # an error on one rank must end every rank (not hang them), shown once
+        command = drill_command if arguments.command == "drill" else evaluate_command
+        return run_or_abort(command, arguments, brief_errors=(ValueError, TypeError), program="dexterity-nb")
     try:
         if arguments.command == "drill":
             return drill_command(arguments)

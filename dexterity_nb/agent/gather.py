@@ -57,6 +57,20 @@ class Gatherer:
         return action[0], log_probability[0]
 
 
+def worker_seeds(seed_sequence, first_worker_id: int, count: int) -> list:
+    """The seed sequences of global workers ``first_worker_id … first_worker_id + count − 1``.
+
+    Worker i's seed is the i-th child of ``seed_sequence`` (what ``seed_sequence.spawn`` gives the
+    i-th time), wherever the worker runs: with MPI, rank r's workers get the same seeds as in one
+    process holding all workers, so seeds differ per worker and per rank, reproducibly.
+    """
+    return [
+        np.random.SeedSequence(seed_sequence.entropy, spawn_key=(*seed_sequence.spawn_key, first_worker_id + index),
+                               pool_size=seed_sequence.pool_size)
+        for index in range(count)
+    ]
+
+
 def overrides_select_action(gatherer_class) -> bool:
     return gatherer_class.select_action is not Gatherer.select_action
 
@@ -117,7 +131,7 @@ class Rollout:
         if getattr(self, "gatherers", None):
             rngs = [gatherer.rng for gatherer in self.gatherers]
         else:
-            rngs = [np.random.default_rng(child) for child in self.seed_sequence.spawn(self.workers)]
+            rngs = [np.random.default_rng(child) for child in worker_seeds(self.seed_sequence, self.first_worker_id, self.workers)]
         self.gatherers = [
             gatherer_class(self.first_worker_id + index, env, self.distribution, rng)
             for index, (env, rng) in enumerate(zip(self.vector_env.envs, rngs))
