@@ -371,8 +371,8 @@ class PPOAgent:
                 raise TypeError(f"Callbacks must subclass dexterity_nb.agent.callbacks.Callback; got {callback!r}.")
         if not self.communicator.is_root:
             callbacks, verbose = [], False  # with MPI only rank 0 prints, draws and runs callbacks
-        if verbose:
-            callbacks.insert(0, CycleLogger())
+        if verbose and not any(getattr(callback, "replaces_text_log", False) for callback in callbacks):
+            callbacks.insert(0, CycleLogger())  # a live dashboard shows the same numbers itself
 
         first_cycle = self.cycle
         self.drill_end_cycle = first_cycle + n
@@ -386,7 +386,7 @@ class PPOAgent:
             for index in range(n):
                 snapshot = self._snapshot()
                 try:
-                    stats = self._run_cycle(epochs, batch_size, self._learning_rate_for(index, n))
+                    stats = self._run_cycle(epochs, batch_size, self._learning_rate_for(index, n), callbacks)
                 except BaseException:
                     self._restore(snapshot)
                     raise
@@ -491,11 +491,13 @@ class PPOAgent:
         factor = 1.0 - progress if self.lr_schedule == "linear" else float(self.lr_schedule(progress))
         return self.learning_rate * factor
 
-    def _run_cycle(self, epochs, batch_size, learning_rate) -> dict:
+    def _run_cycle(self, epochs, batch_size, learning_rate, callbacks=()) -> dict:
         start = time.perf_counter()
         statistics_base = self.communicator.statistics_state(self.transformers)
         trajectories = self.rollout.gather(self._policy_forward, self.horizon)
         self.communicator.merge_statistics(self.transformers, statistics_base)  # with MPI: exact merge over ranks
+        for callback in callbacks:
+            callback.on_gather_end(self)
         gathered = time.perf_counter()
         metrics, updates = self._optimize_on(trajectories, epochs, batch_size, learning_rate)
         finished = time.perf_counter()
