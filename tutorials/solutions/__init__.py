@@ -1,0 +1,1 @@
+"""Reference solutions of the tutorials' exercises, one module per tutorial. Try first!"""
