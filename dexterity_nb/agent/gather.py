@@ -52,8 +52,7 @@ class Gatherer:
             ``self.distribution.log_probability(action[None], *predicted_parameters)``. PPO
             compares it with the log-probability under the updated policy to weight each sample.
         """
-        action = self.distribution.sample(*predicted_parameters, rng=self.rng)
-        log_probability = self.distribution.log_probability(action, *predicted_parameters)
+        action, log_probability = self.distribution.sample_with_log_probability(*predicted_parameters, rng=self.rng)
         return action[0], log_probability[0]
 
 
@@ -189,8 +188,7 @@ class Rollout:
             if self.custom_selection:
                 step_actions, step_log_probabilities = self._select_one_by_one(parameters)
             else:
-                step_actions = distribution.sample(*parameters, rng=rngs)
-                step_log_probabilities = distribution.log_probability(step_actions, *parameters)
+                step_actions, step_log_probabilities = distribution.sample_with_log_probability(*parameters, rng=rngs)
             actions[t] = step_actions
             log_probabilities[t] = step_log_probabilities
 
@@ -241,10 +239,10 @@ def _check_action(gatherer, action, action_space):
     value = np.asarray(action)
     if isinstance(action_space, gymnasium.spaces.Discrete):
         flat = value.reshape(-1)
-        if flat.size != 1 or not (np.issubdtype(flat.dtype, np.integer) or float(flat[0]).is_integer()):
+        if flat.size != 1 or not (flat.dtype.kind in "iu" or float(flat[0]).is_integer()):
             raise GathererError(f"{name}.select_action returned the action {action!r}; expected one integer of {action_space}.")
         integer = int(flat[0])
-        if not action_space.contains(np.int64(integer)):
+        if not 0 <= integer - int(action_space.start) < int(action_space.n):
             raise GathererError(f"{name}.select_action returned the action {integer}, which is outside {action_space}.")
         return integer
     if value.size != int(np.prod(action_space.shape)):

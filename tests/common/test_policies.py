@@ -84,3 +84,21 @@ def test_rows_use_their_own_random_streams():
     together = distribution.sample(logits, rng=[np.random.default_rng(1), np.random.default_rng(2)])
     alone = [distribution.sample(logits[:1], rng=np.random.default_rng(seed))[0] for seed in (1, 2)]
     np.testing.assert_array_equal(together, alone)
+
+
+@pytest.mark.parametrize("distribution, parameters, actions", [
+    (Categorical(gymnasium.spaces.Discrete(3)), [np.array([[0.1, 2.0, -1.0]])], np.array([2])),
+    (Gaussian(gymnasium.spaces.Box(-1, 1, (2,))), [np.array([[0.1, -0.3]]), np.array([[0.2, -0.5]])], np.array([[0.4, 0.1]])),
+    (Beta(gymnasium.spaces.Box(-2, 2, (2,))), [np.array([[1.5, 3.0]]), np.array([[2.5, 1.1]])], np.array([[0.5, -1.0]])),
+])
+def test_compiled_formulas_equal_the_numpy_ones(distribution, parameters, actions):
+    """Inside tf.function the TensorFlow formulas run (eager tensors take the NumPy path)."""
+    action_dtype = tf.int64 if isinstance(distribution, Categorical) else tf.float32
+
+    @tf.function
+    def compiled(actions, *parameters):
+        return distribution.log_probability(actions, *parameters), distribution.entropy(*parameters)
+
+    log_probability, entropy = compiled(tf.constant(actions, action_dtype), *(tf.constant(p, tf.float32) for p in parameters))
+    np.testing.assert_allclose(log_probability.numpy(), distribution.log_probability(actions, *parameters), rtol=1e-4)
+    np.testing.assert_allclose(entropy.numpy(), distribution.entropy(*parameters), rtol=1e-4)
