@@ -38,6 +38,8 @@ def _parser():
     drill.add_argument("--distribution", default=None, help="categorical, gaussian or beta (default: from the action space)")
     drill.add_argument("--gatherer", help="module:Class of a Gatherer subclass")
     drill.add_argument("--out", help="output folder (default: runs/<env>-<time>)")
+    drill.add_argument("--target-return", type=float,
+                       help="stop once the last 20 training episodes average this (default: the preset's; 0 = never)")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a saved agent")
     evaluate.add_argument("path", help="the folder written by drill, or the agent file")
@@ -76,6 +78,7 @@ def drill_command(arguments) -> int:
     out = Path(arguments.out or f"runs/{arguments.env}-{time.strftime('%Y%m%d-%H%M%S')}")
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from dexterity_nb.agent.callbacks import StopAtReturn
     from dexterity_nb.agent.ppo_agent import PPOAgent
     from dexterity_nb.common.wrappers import make_env
     from dexterity_nb.models import get_model_builder
@@ -85,7 +88,12 @@ def drill_command(arguments) -> int:
                      distribution=arguments.distribution, **agent_options)
     if gatherer is not None:
         agent.assign_gatherer(gatherer)
-    agent.drill(drill_options["cycles"], drill_options["epochs"], drill_options["batch_size"])
+    target = preset.get("target_return") if arguments.target_return is None else arguments.target_return
+    callbacks = [StopAtReturn(target)] if target else []
+    agent.drill(drill_options["cycles"], drill_options["epochs"], drill_options["batch_size"], callbacks=callbacks)
+    if callbacks and callbacks[0].solved_at is not None:
+        print(f"Solved: the last 20 episodes averaged ≥ {target:g} at cycle {callbacks[0].solved_at[0]} "
+              f"({callbacks[0].solved_at[1]} frames).")
     if not agent.communicator.is_root:
         return 0  # with MPI, rank 0 saves, plots and evaluates
     out.mkdir(parents=True, exist_ok=True)

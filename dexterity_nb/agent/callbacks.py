@@ -21,7 +21,7 @@ import math
 import os
 import sys
 
-__all__ = ["Callback", "CycleLogger", "format_cycle_line", "memory_usage_gb"]
+__all__ = ["Callback", "CycleLogger", "StopAtReturn", "format_cycle_line", "memory_usage_gb"]
 
 
 class Callback:
@@ -133,3 +133,22 @@ class CycleLogger(Callback):
     def on_drill_end(self, agent, history):
         if agent.drill_outcome == "stopped":
             self._print(f"Drill stopped after cycle {agent.cycle} as asked; call drill() again to continue.")
+
+
+class StopAtReturn(Callback):
+    """Stop the drill once the last ``window`` training episodes average at least ``target``.
+
+    The usual definition of *solved* (CartPole-v1: 475 over 20 episodes in the RL Zoo and its
+    benchmarks). Episodes are counted across drills; the returns are the task's own rewards.
+    """
+
+    def __init__(self, target: float, window: int = 20):
+        self.target, self.window = float(target), int(window)
+        self.solved_at = None  # (cycle, frames) when the target was first reached
+
+    def on_cycle_end(self, agent, stats):
+        returns = [value for entry in agent.history for value in entry["episode_returns"]][-self.window:]
+        if len(returns) == self.window and sum(returns) / self.window >= self.target:
+            if self.solved_at is None:
+                self.solved_at = (stats["cycle"], stats["frames"])
+            agent.stop_drill()

@@ -197,3 +197,15 @@ def test_gather_end_hook_and_displays_that_replace_the_text_log(capsys):
     agent.drill(2, 1, 32, callbacks=[display])
     assert display.gather_ends == [0, 1]
     assert "Cycle" not in capsys.readouterr().out
+
+
+def test_stop_at_return_stops_once_the_window_reaches_the_target():
+    from dexterity_nb.agent.callbacks import StopAtReturn
+
+    agent = small_agent(horizon=64)
+    low_bar = StopAtReturn(target=1.0, window=3)  # any three episodes reach 1
+    agent.drill(5, 1, 64, callbacks=[low_bar], verbose=False)
+    assert agent.drill_outcome == "stopped" and low_bar.solved_at == (1, 128)
+    never = StopAtReturn(target=10_000.0, window=3)
+    agent.drill(2, 1, 64, callbacks=[never], verbose=False)
+    assert agent.drill_outcome == "completed" and never.solved_at is None
