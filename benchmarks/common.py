@@ -34,29 +34,35 @@ class SolveTracker:
         self.window = window
         self._recent = deque(maxlen=window)
         self.curve = []  # (seconds, steps, episode return, rolling mean)
-        self.solved_at = None  # (seconds, steps) when the criterion first held
+        self.solved_at = None  # (seconds, steps, cpu seconds) when the criterion first held
 
-    def add(self, episode_return: float, seconds: float, steps: int) -> bool:
-        """Record one finished training episode; returns True once solved."""
+    def add(self, episode_return: float, seconds: float, steps: int, cpu_seconds: float = None) -> bool:
+        """Record one finished training episode; returns True once solved.
+
+        `seconds` is wall time since learning began, `cpu_seconds` the process's CPU time
+        over the same span (robust to other load on the machine).
+        """
         self._recent.append(float(episode_return))
         rolling = sum(self._recent) / len(self._recent)
         self.curve.append((float(seconds), int(steps), float(episode_return), rolling))
         if (self.solved_at is None and len(self._recent) == self.window
                 and rolling >= self.threshold):
-            self.solved_at = (float(seconds), int(steps))
+            self.solved_at = (float(seconds), int(steps), cpu_seconds)
         return self.solved
 
     @property
     def solved(self) -> bool:
         return self.solved_at is not None
 
-    def result(self, seconds: float, steps: int) -> dict:
+    def result(self, seconds: float, steps: int, cpu_seconds: float = None) -> dict:
         """The figures one solve run reports (time/steps are None when never solved)."""
         return {
             "solved": self.solved,
             "seconds_to_solve": self.solved_at[0] if self.solved else None,
             "steps_to_solve": self.solved_at[1] if self.solved else None,
+            "cpu_seconds_to_solve": self.solved_at[2] if self.solved else None,
             "learn_seconds": float(seconds),
+            "learn_cpu_seconds": cpu_seconds,
             "learn_steps": int(steps),
             "episodes": len(self.curve),
             "curve": self.curve,

@@ -31,8 +31,9 @@ def _imports():
 def load_preset(name: str = PRESET_ENV):
     """Our CLI's recommended settings for `name`, or None when the package has no presets yet.
 
-    Returns ``(agent_kwargs, drill_kwargs, model_builder_args, transformer_names)`` from
-    ``dexterity_nb.presets.PRESETS[name]``.
+    Returns ``(agent_kwargs, drill_kwargs)`` from ``dexterity_nb.presets.PRESETS[name]``
+    (``{"transformers": [...], "agent": {...}, "drill": {...}}``); the preset's transformers
+    (and model, if it names one) travel in `agent_kwargs` for `_build_agent`.
     """
     try:
         from dexterity_nb.presets import PRESETS
@@ -41,12 +42,12 @@ def load_preset(name: str = PRESET_ENV):
     if name not in PRESETS:
         return None
     preset = dict(PRESETS[name])
-    if "agent" in preset or "drill" in preset:
-        agent_kwargs = dict(preset.get("agent", {}))
-        drill_kwargs = dict(preset.get("drill", {}))
-    else:
-        drill_kwargs = {key: preset.pop(key) for key in DRILL_KEYS if key in preset}
-        agent_kwargs = preset
+    agent_kwargs = dict(preset.pop("agent", {}))
+    drill_kwargs = dict(preset.pop("drill", {}))
+    for key in DRILL_KEYS:  # a flat preset keeps drill settings beside the agent's
+        if key in preset:
+            drill_kwargs[key] = preset.pop(key)
+    agent_kwargs.update(preset)  # transformers, model, ...
     return agent_kwargs, drill_kwargs
 
 
@@ -83,18 +84,19 @@ def _model_builder(model, width=None):
 def _solve_loop(agent, epochs, batch_size, budget_steps, threshold, window) -> dict:
     """Drill one cycle at a time until the rolling mean of training returns reaches `threshold`."""
     tracker = SolveTracker(threshold, window)
-    learn_seconds = 0.0
+    learn_seconds = learn_cpu_seconds = 0.0
     frames = 0
     while not tracker.solved and frames < budget_steps:
-        start = time.perf_counter()
+        cpu_start, start = time.process_time(), time.perf_counter()
         agent.drill(1, epochs, batch_size, verbose=False)
         learn_seconds += time.perf_counter() - start
+        learn_cpu_seconds += time.process_time() - cpu_start
         stats = agent.history[-1]
         frames = int(stats["frames"])
         for episode_return in stats["episode_returns"]:
-            if tracker.add(episode_return, learn_seconds, frames):
+            if tracker.add(episode_return, learn_seconds, frames, learn_cpu_seconds):
                 break
-    result = tracker.result(learn_seconds, frames)
+    result = tracker.result(learn_seconds, frames, learn_cpu_seconds)
     result["cycles"] = len(agent.history)
     result["peak_rss_bytes"] = peak_rss_bytes()
     return result
@@ -120,7 +122,7 @@ def solve_preset(seed: int, budget_steps: int = ZOO["n_timesteps"],
     result = _solve_loop(agent, drill_kwargs.get("epochs", 3), drill_kwargs.get("batch_size", 64),
                          budget_steps, threshold, window)
     result["preset"] = {"agent": {k: repr(v) for k, v in agent_kwargs.items()},
-                        "drill": drill_kwargs}
+                        "drill": {k: v for k, v in drill_kwargs.items()}}
     return result
 
 
@@ -157,11 +159,32 @@ def cycles(cycles: int = 10, seed: int = 0, workers: int = TUTORIAL["workers"],
     """
     raw = raw_env_rate(workers, raw_steps_per_worker, seed) if raw_steps_per_worker else None
     agent = _build_agent(dict(horizon=horizon, workers=workers), seed, gatherer=gatherer)
-    agent.drill(cycles, epochs, batch_size, verbose=False)
-    return _cycle_figures(agent.history, workers * horizon, raw)
+    clock = cpu_clock()
+    agent.drill(cycles, epochs, batch_size, callbacks=[clock], verbose=False)
+    return _cycle_figures(agent.history, workers * horizon, raw, clock.cycle_cpu_seconds)
 
 
-def _cycle_figures(history, frames_per_cycle, raw_rate=None) -> dict:
+def cpu_clock():
+    """A drill callback noting the process's CPU seconds per cycle (robust to other load)."""
+    from dexterity_nb.agent.callbacks import Callback
+
+    class _CpuClock(Callback):
+        def __init__(self):
+            self.cycle_cpu_seconds = []
+            self._last = None
+
+        def on_drill_begin(self, agent):
+            self._last = time.process_time()
+
+        def on_cycle_end(self, agent, stats):
+            now = time.process_time()
+            self.cycle_cpu_seconds.append(now - self._last)
+            self._last = now
+
+    return _CpuClock()
+
+
+def _cycle_figures(history, frames_per_cycle, raw_rate=None, cpu_seconds=None) -> dict:
     seconds = [float(h["seconds"]) for h in history]
     gather = [float(h["gather_seconds"]) for h in history]
     optimize = [float(h["optimize_seconds"]) for h in history]
@@ -173,11 +196,13 @@ def _cycle_figures(history, frames_per_cycle, raw_rate=None) -> dict:
         "frames_per_cycle": frames_per_cycle,
         "updates_per_cycle": updates[0] if updates else None,
         "cycle_seconds": seconds,
+        "cycle_cpu_seconds": cpu_seconds,
         "gather_seconds": gather,
         "optimize_seconds": optimize,
         "frames": frames,
         "mean_returns": [float(h["mean_return"]) for h in history],
         "median_cycle_seconds": float(np.median(seconds[measured])),
+        "median_cycle_cpu_seconds": float(np.median(cpu_seconds[measured])) if cpu_seconds else None,
         "median_gather_seconds": float(np.median(gather[measured])),
         "median_optimize_seconds": float(np.median(optimize[measured])),
         "gather_steps_per_second": float(np.median(gather_rates)) if gather_rates else None,
@@ -198,8 +223,10 @@ def scaling(configs: list, cycles: int = 3, seed: int = 0) -> dict:
         width = config.get("width")
         agent = _build_agent(dict(horizon=config["horizon"], workers=config["workers"]), seed,
                              width=width)
-        agent.drill(cycles, config["epochs"], config["batch_size"], verbose=False)
-        figures = _cycle_figures(agent.history, config["workers"] * config["horizon"])
+        clock = cpu_clock()
+        agent.drill(cycles, config["epochs"], config["batch_size"], callbacks=[clock], verbose=False)
+        figures = _cycle_figures(agent.history, config["workers"] * config["horizon"], None,
+                                 clock.cycle_cpu_seconds)
         figures.pop("peak_rss_bytes")
         rows.append(dict(config=config, **figures))
     return {"rows": rows, "peak_rss_bytes": peak_rss_bytes()}

@@ -46,7 +46,8 @@ SCALING_FULL = (
     + [dict(horizon=h) for h in (128, 2048)]
     + [dict(width=u) for u in (32, 256)]
 )
-SCALING_QUICK = [dict(workers=1, horizon=32), dict(workers=2, horizon=32), dict(horizon=32, width=16)]
+SCALING_QUICK = [dict(workers=1, horizon=32, epochs=1, batch_size=32), dict(workers=2, horizon=32, epochs=1, batch_size=32),
+                 dict(workers=1, horizon=32, epochs=1, batch_size=32, width=16)]
 
 
 def bench_extra_available() -> bool:
@@ -98,7 +99,7 @@ def plan(quick: bool, seeds: int) -> dict:
                     cycle=dict(workers=2, horizon=64, epochs=1, batch_size=64),
                     our_cycles=3, sb3_iterations=2, raw_steps=500, scaling=SCALING_QUICK,
                     scaling_cycles=2, timeout=600)
-    return dict(seeds=list(range(seeds or 3)), solve_budget=ZOO["n_timesteps"], cycle=dict(TUTORIAL),
+    return dict(seeds=list(range(seeds or 5)), solve_budget=ZOO["n_timesteps"], cycle=dict(TUTORIAL),
                 our_cycles=10, sb3_iterations=6, raw_steps=20_000, scaling=SCALING_FULL,
                 scaling_cycles=3, timeout=1800)
 
@@ -156,9 +157,10 @@ def _solve_summary(runs: list) -> dict | None:
         return None
     seconds = [r["seconds_to_solve"] if r["solved"] else math.inf for r in runs]
     steps = [r["steps_to_solve"] if r["solved"] else math.inf for r in runs]
-    return {"median_seconds": median(seconds), "median_steps": median(steps),
+    cpu = [r.get("cpu_seconds_to_solve") or math.inf if r["solved"] else math.inf for r in runs]
+    return {"median_seconds": median(seconds), "median_steps": median(steps), "median_cpu_seconds": median(cpu),
             "solved": sum(r["solved"] for r in runs), "runs": len(runs),
-            "seconds": seconds, "steps": steps}
+            "seconds": seconds, "steps": steps, "cpu_seconds": cpu}
 
 
 def _get(result, key):
@@ -181,13 +183,19 @@ def summarise(results: dict, quick: bool) -> list:
     preset = _solve_summary(results["solve"]["preset"])
 
     def solve_note(summary):
-        return None if summary is None else f"{summary['solved']}/{summary['runs']} solved"
+        return "not measured" if summary is None else f"{summary['solved']}/{summary['runs']} solved"
+
+    def cpu_note(summary):
+        if summary is None or sb3 is None:
+            return ""
+        ratio = _ratio(summary["median_cpu_seconds"], sb3["median_cpu_seconds"])
+        return "" if ratio is None else f"; CPU-time ratio {ratio:.3f}"
 
     time_ratio = _ratio(ours and ours["median_seconds"], sb3 and sb3["median_seconds"])
     rows.append(dict(metric="1. solve CartPole, Zoo settings: median s", ours=ours and ours["median_seconds"],
                      sb3=sb3 and sb3["median_seconds"], ratio=time_ratio, limit=None, target="ratio <= 0.5",
                      met=None if time_ratio is None else time_ratio <= 0.5,
-                     note=f"ours {solve_note(ours)}, SB3 {solve_note(sb3)}"))
+                     note=f"ours {solve_note(ours)}, SB3 {solve_note(sb3)}{cpu_note(ours)}"))
     rows.append(dict(metric="   ... env steps to solve (median)", ours=ours and ours["median_steps"],
                      sb3=sb3 and sb3["median_steps"],
                      ratio=_ratio(ours and ours["median_steps"], sb3 and sb3["median_steps"]),
@@ -200,7 +208,7 @@ def summarise(results: dict, quick: bool) -> list:
     rows.append(dict(metric="1b. solve CartPole, our CLI preset: median s",
                      ours=preset and preset["median_seconds"], sb3=sb3 and sb3["median_seconds"],
                      ratio=preset_ratio, limit=None, target="beats SB3 and ours(Zoo)", met=preset_met,
-                     note=skipped[0] if skipped else f"preset {solve_note(preset)}"))
+                     note=skipped[0] if skipped else f"preset {solve_note(preset)}{cpu_note(preset)}"))
     rows.append(dict(metric="    ... env steps to solve (median)", ours=preset and preset["median_steps"],
                      sb3=sb3 and sb3["median_steps"],
                      ratio=_ratio(preset and preset["median_steps"], sb3 and sb3["median_steps"]),
@@ -224,10 +232,9 @@ def summarise(results: dict, quick: bool) -> list:
     ratio = _ratio(epsilon, sb3_cycle)
     rows.append(dict(metric="3b. tutorial cycle, EpsilonGreedyGatherer: median s", ours=epsilon, sb3=sb3_cycle,
                      ratio=ratio, limit=None, target="ratio <= 0.8", met=None if ratio is None else ratio <= 0.8,
-                     note=_split_note(results.get("cycle_ours_epsilon"), None)))
+                     note=_split_note(results.get("cycle_ours_epsilon"), cycle_sb3)))
     rss, sb3_rss = _get(cycle_ours, "peak_rss_bytes"), _get(cycle_sb3, "peak_rss_bytes")
-    cycles = len(_get(cycle_ours, "cycle_seconds") or [])
-    rows.append(dict(metric=f"4. peak RSS drilling tutorial {cycles} cycles: GiB",
+    rows.append(dict(metric="4. peak RSS drilling the tutorial setup: GiB",
                      ours=rss and rss / GIB, sb3=sb3_rss and sb3_rss / GIB, ratio=_ratio(rss, sb3_rss),
                      limit=1.0, target="<= 1.0 GiB", met=None if rss is None else rss <= GIB))
     if quick:
@@ -238,6 +245,9 @@ def summarise(results: dict, quick: bool) -> list:
 
 def _split_note(ours, sb3):
     parts = []
+    ours_cpu, sb3_cpu = _get(ours, "median_cycle_cpu_seconds"), _get(sb3, "median_cycle_cpu_seconds")
+    if ours_cpu is not None and sb3_cpu:
+        parts.append(f"CPU-time ratio {ours_cpu / sb3_cpu:.3f}")
     for name, result in (("ours", ours), ("SB3", sb3)):
         gather, optimize = _get(result, "median_gather_seconds"), _get(result, "median_optimize_seconds")
         if gather is not None:
@@ -371,7 +381,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the machinery, not timings")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "runs" / "benchmark",
                         help="directory for results.json, return_vs_time.png and logs/ (default: runs/benchmark)")
-    parser.add_argument("--seeds", type=int, default=None, help="solve runs per framework (default 3; quick 1)")
+    parser.add_argument("--seeds", type=int, default=None, help="solve runs per framework (default 5; quick 1)")
     parser.add_argument("--threads", type=int, default=1,
                         help="intra-op and inter-op threads for TensorFlow and torch alike (default 1)")
     parser.add_argument("--no-sb3", action="store_true", help="measure our side only")
@@ -389,8 +399,13 @@ def main(argv=None) -> int:
     settings = plan(args.quick, args.seeds)
     print(f"benchmark ({'quick' if args.quick else 'full'}), {args.threads} thread(s) per framework, "
           f"output in {out}")
+    load_before = _load()
+    if load_before and load_before[0] > (os.cpu_count() or 1):
+        print(f"WARNING: the machine is busy (load {load_before[0]:.1f} on {os.cpu_count()} cores): wall-clock "
+              "figures will be slow and noisy; the CPU-time ratios in the notes hold better.")
     started = time.perf_counter()
     results = measure(settings, args.threads, out, run_sb3, run_ours)
+    load_after = _load()
     rows = summarise(results, args.quick)
 
     print()
@@ -408,10 +423,25 @@ def main(argv=None) -> int:
         "zoo": ZOO, "tutorial": TUTORIAL, "sb3_measured": run_sb3, "ours_measured": run_ours,
         "table": rows, "results": results, "plot": "return_vs_time.png" if plotted else None,
         "total_seconds": time.perf_counter() - started,
+        "load_average_before": load_before, "load_average_after": load_after,
     }
     (out / "results.json").write_text(json.dumps(report, indent=1, default=_json_default))
-    print(f"\nwrote {out / 'results.json'}" + (f" and {out / 'return_vs_time.png'}" if plotted else ""))
+    if load_after:
+        print(f"\nload average (1, 5, 15 min) before: {_fmt_load(load_before)}, after: {_fmt_load(load_after)}"
+              f" on {os.cpu_count()} cores")
+    print(f"wrote {out / 'results.json'}" + (f" and {out / 'return_vs_time.png'}" if plotted else ""))
     return 0
+
+
+def _load():
+    try:
+        return list(os.getloadavg())
+    except (AttributeError, OSError):  # not on every platform
+        return None
+
+
+def _fmt_load(load):
+    return "n/a" if not load else "/".join(f"{value:.1f}" for value in load)
 
 
 def _json_default(value):

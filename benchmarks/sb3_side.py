@@ -43,14 +43,14 @@ def solve(seed: int, budget_steps: int = ZOO["n_timesteps"], threshold: float = 
     tracker = SolveTracker(threshold, window)
 
     class StopAtSolve(BaseCallback):
-        start = 0.0
+        start = cpu_start = 0.0
 
         def _on_step(self) -> bool:
-            now = time.perf_counter() - self.start
             for info in self.locals["infos"]:
                 episode = info.get("episode")
                 if episode is not None:
-                    tracker.add(episode["r"], now, self.num_timesteps)
+                    tracker.add(episode["r"], time.perf_counter() - self.start, self.num_timesteps,
+                                time.process_time() - self.cpu_start)
             return not tracker.solved
 
     env = make_vec_env("CartPole-v1", n_envs=ZOO["n_envs"], seed=seed)
@@ -60,11 +60,11 @@ def solve(seed: int, budget_steps: int = ZOO["n_timesteps"], threshold: float = 
                 clip_range=LinearDecay(ZOO["clip_range"]), ent_coef=ZOO["ent_coef"],
                 seed=seed, device="cpu", verbose=0)
     callback = StopAtSolve()
-    start = time.perf_counter()
-    callback.start = start
+    callback.cpu_start = cpu_start = time.process_time()
+    callback.start = start = time.perf_counter()
     model.learn(total_timesteps=budget_steps, callback=callback)
     seconds = time.perf_counter() - start
-    result = tracker.result(seconds, model.num_timesteps)
+    result = tracker.result(seconds, model.num_timesteps, time.process_time() - cpu_start)
     result["peak_rss_bytes"] = peak_rss_bytes()
     return result
 
@@ -80,11 +80,12 @@ def cycle(seed: int = 0, iterations: int = 6, workers: int = TUTORIAL["workers"]
     of `learn()`). The first iteration is reported but left out of the median.
     """
     PPO, BaseCallback, make_vec_env, VecNormalize = _imports()
-    marks = {"rollout_start": [], "rollout_end": []}
+    marks = {"rollout_start": [], "rollout_end": [], "cpu": []}
 
     class Timer(BaseCallback):
         def _on_rollout_start(self) -> None:
             marks["rollout_start"].append(time.perf_counter())
+            marks["cpu"].append(time.process_time())
 
         def _on_rollout_end(self) -> None:
             marks["rollout_end"].append(time.perf_counter())
@@ -97,7 +98,8 @@ def cycle(seed: int = 0, iterations: int = 6, workers: int = TUTORIAL["workers"]
     model = PPO("MlpPolicy", env, n_steps=horizon, batch_size=batch_size, n_epochs=epochs,
                 seed=seed, device="cpu", verbose=0)
     model.learn(total_timesteps=workers * horizon * iterations, callback=Timer())
-    end = time.perf_counter()
+    end, cpu_end = time.perf_counter(), time.process_time()
+    cpu = [b - a for a, b in zip(marks["cpu"], marks["cpu"][1:] + [cpu_end])]
     starts = marks["rollout_start"]
     rollout_ends = marks["rollout_end"]
     boundaries = starts[1:] + [end]
@@ -109,9 +111,11 @@ def cycle(seed: int = 0, iterations: int = 6, workers: int = TUTORIAL["workers"]
         "frames_per_cycle": workers * horizon,
         "updates_per_cycle": epochs * int(np.ceil(workers * horizon / batch_size)),
         "cycle_seconds": seconds,
+        "cycle_cpu_seconds": cpu,
         "gather_seconds": gather,
         "optimize_seconds": optimize,
         "median_cycle_seconds": float(np.median(seconds[measured])),
+        "median_cycle_cpu_seconds": float(np.median(cpu[measured])),
         "median_gather_seconds": float(np.median(gather[measured])),
         "median_optimize_seconds": float(np.median(optimize[measured])),
         "peak_rss_bytes": peak_rss_bytes(),
