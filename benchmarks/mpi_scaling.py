@@ -1,0 +1,157 @@
+"""MPI scaling: gathering throughput with 1 and K processes, and what communication costs per update.
+
+    pip install -e '.[mpi]'
+    python -m benchmarks.mpi_scaling                 # 1 vs 2 processes, ~2 minutes on 2 cores
+    python -m benchmarks.mpi_scaling --processes 4   # 1 vs 4 (needs 4 cores to mean anything)
+
+Every measurement runs in its own subprocess (``python -m benchmarks.mpi_scaling --measure ...``,
+under ``mpirun -n K`` for K > 1) with the thread limits of ``benchmarks/limits.py`` (1 thread per
+process by default), so K processes use K cores and no more. Three measurements:
+
+1. **gathering** (gather-heavy: 64 workers × 256 steps, "simple" ffn, state normalisation,
+   1 epoch of batch 4096; with few workers per process the fixed cost of each step, one policy
+   call and the statistics update, dominates and does not shrink with more processes, so
+   gathering needs many workers per process to scale): env steps per second of the gathering phase, all ranks
+   together (``frames / gather_seconds`` of the history; ``gather_seconds`` is the slowest rank's
+   and includes the statistics merge), median over cycles 2–6; and of the whole cycle.
+2. **updates** (the CartPole preset: 8 workers × 32 steps, 20 epochs of batch 256): seconds per
+   update (``optimize_seconds`` / updates per cycle), the Allreduce's share of it
+   (``communicator.seconds_communicating``, which includes waiting for the slower rank), and the
+   buffer size.
+3. **Allreduce alone**: 2,000 in-place Allreduces of a float32 buffer of that size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .limits import current_threads, limit_tensorflow, thread_environment
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+GATHER = dict(workers=64, horizon=256, epochs=1, batch_size=4096, cycles=6)
+UPDATE = dict(workers=8, horizon=32, epochs=20, batch_size=256, cycles=8)
+RESULT_PREFIX = "MPI-SCALING-RESULT "
+
+
+def _agent(setup):
+    limit_tensorflow(current_threads())
+    from dexterity_nb import PPOAgent, get_model_builder, make_env
+
+    env = make_env("CartPole-v1", transformers=["state"])
+    return PPOAgent(get_model_builder("simple", "ffn"), env, horizon=setup["horizon"], workers=setup["workers"],
+                    learning_rate=1e-3, discount=0.98, lam=0.8, c_entropy=0.0, seed=0, verbose=False)
+
+
+def measure_gathering():
+    agent = _agent(GATHER)
+    history = agent.drill(GATHER["cycles"], GATHER["epochs"], GATHER["batch_size"], verbose=False)[1:]
+    return {
+        "processes": agent.communicator.size,
+        "frames_per_cycle": history[1]["frames"] - history[0]["frames"],
+        "gather_steps_per_second": statistics.median(
+            (entry["frames"] - previous["frames"]) / entry["gather_seconds"] for previous, entry in zip(history, history[1:])),
+        "cycle_steps_per_second": statistics.median(
+            (entry["frames"] - previous["frames"]) / entry["seconds"] for previous, entry in zip(history, history[1:])),
+        "gather_seconds": statistics.median(entry["gather_seconds"] for entry in history),
+        "optimize_seconds": statistics.median(entry["optimize_seconds"] for entry in history),
+    }
+
+
+def measure_updates():
+    import numpy as np
+
+    agent = _agent(UPDATE)
+    agent.drill(1, UPDATE["epochs"], UPDATE["batch_size"], verbose=False)  # tracing, left out
+    communicator = agent.communicator
+    communicated_before = getattr(communicator, "seconds_communicating", 0.0)
+    history = agent.drill(UPDATE["cycles"], UPDATE["epochs"], UPDATE["batch_size"], verbose=False)[1:]
+    updates = history[-1]["updates"] - agent.history[0]["updates"]
+    buffer_floats = sum(int(np.prod(variable.shape)) for variable in agent._variables) + 6  # + 5 metrics + loss
+    result = {
+        "processes": communicator.size,
+        "updates": updates,
+        "seconds_per_update": sum(entry["optimize_seconds"] for entry in history) / updates,
+        "buffer_bytes": 4 * buffer_floats,
+        "allreduce_seconds_per_update": (getattr(communicator, "seconds_communicating", 0.0) - communicated_before) / updates,
+    }
+    if communicator.size > 1:
+        buffer = np.ones(buffer_floats, dtype=np.float32)
+        communicator.comm.Barrier()
+        start = time.perf_counter()
+        for _ in range(2000):
+            communicator.average(buffer)
+        result["allreduce_alone_seconds"] = (time.perf_counter() - start) / 2000
+    return result
+
+
+def _run(task, processes, threads):
+    command = [sys.executable, "-m", "benchmarks.mpi_scaling", "--measure", task]
+    if processes > 1:
+        command = [str(Path(sys.executable).parent / "mpirun"), "-n", str(processes)] + command
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("PMI_", "OMPI_", "MV2_"))}
+    environment.update(thread_environment(threads))
+    completed = subprocess.run(command, cwd=REPOSITORY_ROOT, env=environment, capture_output=True, text=True, timeout=900)
+    for line in completed.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX):])
+    raise RuntimeError(f"{' '.join(command)} failed ({completed.returncode}):\n{completed.stdout[-2000:]}\n{completed.stderr[-3000:]}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.mpi_scaling", description=__doc__.split("\n")[0])
+    parser.add_argument("--processes", type=int, default=2, help="K of the MPI run (compared with 1 process)")
+    parser.add_argument("--threads", type=int, default=1, help="threads per process (benchmarks/limits.py)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each measurement; the best is kept")
+    parser.add_argument("--measure", choices=("gathering", "updates"), help=argparse.SUPPRESS)
+    arguments = parser.parse_args(argv)
+    if arguments.measure:
+        result = measure_gathering() if arguments.measure == "gathering" else measure_updates()
+        if result["processes"] == 1 or int(os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0"))) == 0:
+            print(RESULT_PREFIX + json.dumps(result), flush=True)
+        return 0
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        print("MPI scaling needs mpi4py: pip install -e '.[mpi]'")
+        return 1
+
+    K, threads = arguments.processes, arguments.threads
+    load = os.getloadavg()[0]
+    print(f"MPI scaling on {os.cpu_count()} cores, {threads} thread(s) per process, best of {arguments.repeats} runs each; "
+          f"load average before: {load:.2f}.")
+    if load > 0.5:
+        print("  Other programs are using the CPU: K processes may not get K cores, and the speed-ups will read low.")
+    rows = {}
+    for task, key in (("gathering", "gather_steps_per_second"), ("updates", "seconds_per_update")):
+        for processes in (1, K):
+            runs = [_run(task, processes, threads) for _ in range(arguments.repeats)]
+            best = max if key.endswith("per_second") else min
+            rows[task, processes] = best(runs, key=lambda run: run[key])
+    one, many = rows["gathering", 1], rows["gathering", K]
+    print(f"\nGathering, {GATHER['workers']} workers × {GATHER['horizon']} steps (gather-heavy, {GATHER['epochs']} epoch of batch {GATHER['batch_size']}):")
+    print(f"  {'processes':>9} | {'gather steps/s':>14} | {'cycle steps/s':>13} | {'gather s':>8} | {'optimize s':>10}")
+    for run in (one, many):
+        print(f"  {run['processes']:>9} | {run['gather_steps_per_second']:>14,.0f} | {run['cycle_steps_per_second']:>13,.0f} | "
+              f"{run['gather_seconds']:>8.3f} | {run['optimize_seconds']:>10.3f}")
+    print(f"  speed-up with {K} processes: gathering {many['gather_steps_per_second'] / one['gather_steps_per_second']:.2f}×, "
+          f"whole cycle {many['cycle_steps_per_second'] / one['cycle_steps_per_second']:.2f}× (target for gathering: ≥ 1.6× with 2)")
+    one, many = rows["updates", 1], rows["updates", K]
+    print(f"\nUpdates, CartPole preset ({UPDATE['workers']} workers × {UPDATE['horizon']} steps, {UPDATE['epochs']} epochs of batch {UPDATE['batch_size']}):")
+    print(f"  1 process: {1000 * one['seconds_per_update']:.2f} ms per update (all epochs in one compiled call)")
+    print(f"  {K} processes: {1000 * many['seconds_per_update']:.2f} ms per update, of which Allreduce "
+          f"{1000 * many['allreduce_seconds_per_update']:.3f} ms (with waiting for the slower rank); "
+          f"one Allreduce alone: {1e6 * many['allreduce_alone_seconds']:.0f} µs for {many['buffer_bytes']:,} bytes")
+    print(f"  load average after: {os.getloadavg()[0]:.2f}")
+    print(json.dumps({f"{task}/{processes}": run for (task, processes), run in rows.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
