@@ -32,8 +32,10 @@ def load_preset(name: str = PRESET_ENV):
     """Our CLI's recommended settings for `name`, or None when the package has no presets yet.
 
     Returns ``(agent_kwargs, drill_kwargs)`` from ``dexterity_nb.presets.PRESETS[name]``
-    (``{"transformers": [...], "agent": {...}, "drill": {...}}``); the preset's transformers
-    (and model, if it names one) travel in `agent_kwargs` for `_build_agent`.
+    (``{"transformers": [...], "agent": {...}, "drill": {...}, ...}``); the preset's
+    transformers (and model, if it names one) travel in `agent_kwargs` for `_build_agent`.
+    Other keys (such as ``target_return``) are the CLI's business: the benchmark's own
+    solve criterion applies.
     """
     try:
         from dexterity_nb.presets import PRESETS
@@ -41,13 +43,12 @@ def load_preset(name: str = PRESET_ENV):
         return None
     if name not in PRESETS:
         return None
-    preset = dict(PRESETS[name])
-    agent_kwargs = dict(preset.pop("agent", {}))
-    drill_kwargs = dict(preset.pop("drill", {}))
-    for key in DRILL_KEYS:  # a flat preset keeps drill settings beside the agent's
+    preset = PRESETS[name]
+    agent_kwargs = dict(preset.get("agent", {}))
+    drill_kwargs = dict(preset.get("drill", {}))
+    for key in ("transformers", "model", "model_builder"):
         if key in preset:
-            drill_kwargs[key] = preset.pop(key)
-    agent_kwargs.update(preset)  # transformers, model, ...
+            agent_kwargs[key] = preset[key]
     return agent_kwargs, drill_kwargs
 
 

@@ -101,7 +101,7 @@ def plan(quick: bool, seeds: int) -> dict:
                     scaling_cycles=2, timeout=600)
     return dict(seeds=list(range(seeds or 5)), solve_budget=ZOO["n_timesteps"], cycle=dict(TUTORIAL),
                 our_cycles=10, sb3_iterations=6, raw_steps=20_000, scaling=SCALING_FULL,
-                scaling_cycles=3, timeout=1800)
+                scaling_cycles=4, timeout=1800)
 
 
 def measure(settings: dict, threads: int, out: Path, run_sb3: bool, run_ours: bool) -> dict:
@@ -309,7 +309,7 @@ def scaling_model(rows: list) -> dict | None:
 
 
 def scaling_table(result: dict) -> str:
-    header = ["workers", "horizon", "width", "frames/cycle", "updates/cycle", "s/cycle", "gather s",
+    header = ["workers", "horizon", "width", "frames/cycle", "updates/cycle", "s/cycle", "CPU s/cycle", "gather s",
               "optimise s", "gather us/frame", "optimise ms/update"]
     cells = []
     for row in result["rows"]:
@@ -317,6 +317,7 @@ def scaling_table(result: dict) -> str:
         updates = row["updates_per_cycle"]
         cells.append([config["workers"], config["horizon"], config.get("width") or "64 (default)",
                       row["frames_per_cycle"], updates, f"{row['median_cycle_seconds']:.3f}",
+                      _format(row.get("median_cycle_cpu_seconds")),
                       f"{row['median_gather_seconds']:.3f}", f"{row['median_optimize_seconds']:.3f}",
                       f"{1e6 * row['median_gather_seconds'] / row['frames_per_cycle']:.1f}",
                       f"{1e3 * row['median_optimize_seconds'] / updates:.2f}" if updates else "n/a"])
