@@ -183,7 +183,9 @@ def load_agent(agent_class, path, env=None, gatherer=None, verbose=False):
     agent.cycle = description["cycle"]
     agent.history = description["history"]
     streams = description["random_streams"]
-    agent.rollout.set_rng_states(streams["workers"])
+    # The saved streams are global workers 0, 1, …; with MPI each rank restores its own workers' (a file
+    # saved under MPI holds rank 0's only, so the other ranks keep their workers' fresh streams).
+    agent.rollout.set_rng_states(streams["workers"][agent._first_worker:agent._first_worker + agent._local_workers])
     agent._shuffle_rng.bit_generator.state = streams["shuffle"]
     agent._act_rng.bit_generator.state = streams["act"]
     agent._policy_forward_refresh()
