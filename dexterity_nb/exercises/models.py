@@ -39,6 +39,9 @@ def check_model_builder(builder_function) -> bool:
             checker.cases += 1
             try:
                 built = builder_function(observation_space, distribution, shared)
+                if built is None:
+                    return checker.fail(case, "Your builder returned None.", inputs,
+                                        "Finish the exercise and `return policy, value` (two keras.Model objects).")
                 policy, value = built
             except Exception as error:  # noqa: BLE001
                 return checker.crashed(case, error, inputs)
