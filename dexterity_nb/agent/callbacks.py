@@ -116,7 +116,7 @@ class CycleLogger(Callback):
         self._print(agent.describe_drill())
         if agent.cycle == 0:
             # The untrained policy, sampled (as the workers will play it), with frozen statistics.
-            evaluation = agent.evaluate(5, deterministic=False)
+            evaluation = agent.evaluate(5, deterministic=False, max_steps=10_000)  # bounded even without a time limit
             resident, total = memory_usage_gb()
             self._print(
                 f"Before Training: r: {_number(evaluation.returns.mean(), 8)}; len: {_number(evaluation.lengths.mean(), 8)}; "

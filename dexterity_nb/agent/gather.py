@@ -156,8 +156,7 @@ class Rollout:
             env.action_space.seed(seed)
         raw_observations, _ = self.vector_env.reset(seed=seeds)
         for transformer in self.transformers:
-            if hasattr(transformer, "returns") and transformer.returns is not None:
-                transformer.returns[:] = 0.0
+            transformer.restart_episodes()
         self.observations = self.transform_states(raw_observations, update=True)
         self.episode_returns = np.zeros(self.workers)
         self.episode_lengths = np.zeros(self.workers, dtype=np.int64)

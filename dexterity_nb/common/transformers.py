@@ -108,6 +108,9 @@ class BaseTransformer:
     def setup(self, observation_space, workers: int):
         """Called once the observation space and the number of workers are known."""
 
+    def restart_episodes(self):
+        """Every worker starts a new episode (after an interrupted cycle or a load): forget per-episode state."""
+
     def transform_state(self, states, update: bool = True):
         return states
 
@@ -182,6 +185,10 @@ class RewardNormalizationTransformer(BaseTransformer):
 
     def setup(self, observation_space, workers):
         self.returns = np.zeros(workers, dtype=np.float64)
+
+    def restart_episodes(self):
+        if self.returns is not None:
+            self.returns[:] = 0.0
 
     def transform_reward(self, rewards, episode_ends, update=True):
         rewards = np.asarray(rewards, dtype=np.float64)

@@ -91,3 +91,13 @@ def test_resolve_transformer_accepts_classes_instances_names_and_rejects_others(
         resolve_transformer("stat")
     with pytest.raises(TypeError, match="BaseTransformer"):
         resolve_transformer(42)
+
+
+def test_restart_episodes_forgets_the_running_return_but_not_the_statistics():
+    transformer = RewardNormalizationTransformer()
+    transformer.setup(None, workers=2)
+    transformer.transform_reward(np.array([1.0, 2.0]), np.array([False, False]))
+    count = transformer.statistics.count
+    transformer.restart_episodes()
+    np.testing.assert_array_equal(transformer.returns, [0.0, 0.0])
+    assert transformer.statistics.count == count
