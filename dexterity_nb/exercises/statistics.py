@@ -44,6 +44,9 @@ def check_merge_moments(learner_function) -> bool:
         try:
             with np.errstate(all="ignore"):
                 result = learner_function(**{key: np.copy(value) if isinstance(value, np.ndarray) else value for key, value in inputs.items()})
+            if result is None:
+                return checker.fail(name, "Your function returned None.", inputs,
+                                    "Finish the exercise and `return count, mean, var`.")
             count, mean, var = result
         except Exception as error:  # noqa: BLE001
             return checker.crashed(name, error, inputs)
