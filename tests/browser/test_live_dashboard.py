@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 
-from conftest import Notebook, write_notebook
+from jupyter_browser import Notebook, write_notebook
 
 SETUP_CELL = """\
 from dexterity_nb.common.wrappers import make_env
