@@ -77,19 +77,37 @@ def record_episode(agent, env=None, max_frames: int = 300, width: int = 360,
             "terminated": bool(terminated), "truncated": bool(truncated)}
 
 
-class EpisodePlayer:
-    """One recorded episode and its player widget (built on first display)."""
+def _cell_number():
+    """The number of the notebook cell running now (None outside IPython)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
+        return None
+    return getattr(get_ipython(), "execution_count", None)
 
-    def __init__(self, recording: dict, fps: int = 30):
+
+class EpisodePlayer:
+    """One recorded episode and its player widget (built on first display).
+
+    Attributes: `frames` (PNG bytes), `stride` (env steps between two frames), `length`
+    (steps), `total_return`, `terminated`, `truncated` (how the episode ended).
+    """
+
+    def __init__(self, recording: dict, fps: int = 30, width: int = 360):
         self.__dict__.update(recording)
         self.fps = fps
+        self.width = width
         self.widget = None
+        self.shown_in_cell = None  # show_episode displays the player in this cell
 
     def build(self):
         import ipywidgets as widgets
 
         last = len(self.frames) - 1
-        self.image = widgets.Image(value=self.frames[0], format="png")
+        # A fixed CSS width: in a VBox an image is otherwise stretched to the whole output width.
+        self.image = widgets.Image(value=self.frames[0], format="png",
+                                   layout=widgets.Layout(width=f"{self.width}px",
+                                                         border="1px solid #ddd"))
         self.play = widgets.Play(value=0, min=0, max=last, step=1,
                                  interval=max(1, int(1000 * self.stride / self.fps)))
         self.slider = widgets.IntSlider(value=0, min=0, max=last, description="frame")
@@ -112,6 +130,10 @@ class EpisodePlayer:
     def _ipython_display_(self):
         from IPython.display import display
 
+        # `show_episode(agent)` as a cell's last line has already shown the player: the cell's
+        # result would be a second copy of it. In a later cell, `player` shows it again.
+        if self.shown_in_cell is not None and self.shown_in_cell == _cell_number():
+            return
         display(self.widget if self.widget is not None else self.build())
 
     def __repr__(self):
@@ -123,15 +145,18 @@ def show_episode(agent, env=None, max_frames: int = 300, width: int = 360, fps: 
     """Play one episode of `agent` and show it inline; returns the `EpisodePlayer`.
 
     env: None (the agent's task), a gymnasium id, or an env with render_mode="rgb_array".
-    max_frames bounds memory (long episodes are subsampled); width is the frame width in pixels.
+    max_frames bounds memory (long episodes are subsampled). width is the player's width in
+    pixels (frames are stored at most that wide, shrunk by a whole-number step).
     Outside a notebook it prints the episode's return and length instead.
     """
     player = EpisodePlayer(record_episode(agent, env, max_frames=max_frames, width=width,
-                                          deterministic=deterministic, seed=seed), fps=fps)
+                                          deterministic=deterministic, seed=seed),
+                           fps=fps, width=width)
     if in_notebook():
         from IPython.display import display
 
         display(player)
+        player.shown_in_cell = _cell_number()
     else:
         print(player)
     return player
