@@ -223,6 +223,7 @@ class Comparison:
                                             bar_style="info",
                                             layout=widgets.Layout(width="320px"))
         self.progress_label = widgets.Label(value="")
+        self.progress_label.add_class("dexterity-cycle-count")
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger",
                                           tooltip="End the running drill and skip the rest")
         self.stop_button.on_click(self._on_stop_click)
@@ -233,7 +234,8 @@ class Comparison:
             [widgets.HBox([self.progress, self.progress_label, self.stop_button]), self.status,
              self.plot, self.table], layout=widgets.Layout(border="1px solid #ddd", padding="6px"))
         self.widget.add_class("dexterity-comparison")
-        self._figure = new_figure(8.5, 4.5)
+        # 9.5 × 4.75 inches at figure_to_png's 80 dpi: 760 × 380 pixels, shown 1:1 (not blurred)
+        self._figure = new_figure(9.5, 4.75)
 
     # -- running ------------------------------------------------------------------------------
     def run(self):
@@ -287,6 +289,8 @@ class Comparison:
                     print(f"{name} · seed {seed}: final return "
                           f"{final_return(agent.history):.2f} after {agent.cycle} cycles, "
                           f"{results.wall_seconds[-1]:.1f} s ({agent.drill_outcome})")
+                # the plot may lag a throttled redraw behind: make it show what the table counts
+                self._redraw(force=True)
                 self._update_table()
             if self.stop_requested:
                 break
@@ -345,8 +349,9 @@ class Comparison:
         self._last_redraw = time.monotonic()
 
     def summary(self) -> list[dict]:
-        """One row per variant: final return (mean ± std across seeds), frames to the threshold
-        (median over the seeds that reached it, and how many did), mean wall time per run."""
+        """One row per variant: runs (and how many were stopped early), final return (mean ± std
+        across seeds), frames to the threshold (median over the seeds that reached it, and how
+        many did), mean wall time per run."""
         rows = []
         for name, results in self.results.items():
             finals = [value for value in results.final_returns if not math.isnan(value)]
@@ -355,6 +360,7 @@ class Comparison:
             rows.append({
                 "variant": name,
                 "runs": len(results.outcomes),
+                "runs_stopped_early": sum(outcome != "completed" for outcome in results.outcomes),
                 "final_return": float(np.mean(finals)) if finals else math.nan,
                 "final_return_std": float(np.std(finals)) if finals else math.nan,
                 "frames_to_threshold": float(np.median(reached)) if reached else None,
@@ -365,8 +371,16 @@ class Comparison:
         return rows
 
     def _row_texts(self, row):
-        final = ("–" if math.isnan(row["final_return"])
-                 else f"{row['final_return']:.1f} ± {row['final_return_std']:.1f}")
+        if math.isnan(row["final_return"]):
+            final = "–"
+        elif row["runs"] == 1:  # a spread of one run would read "± 0.0", as if seeds agreed
+            final = f"{row['final_return']:.1f}"
+        else:
+            final = f"{row['final_return']:.1f} ± {row['final_return_std']:.1f}"
+        runs = str(row["runs"])
+        if row["runs_stopped_early"]:
+            # a run stopped after 1 cycle is not comparable with a finished one: say so
+            runs += f" ({row['runs_stopped_early']} stopped early)"
         if self.threshold is None:
             frames = "no threshold"
         elif row["frames_to_threshold"] is None:
@@ -375,7 +389,7 @@ class Comparison:
             frames = (f"{row['frames_to_threshold']:,.0f} "
                       f"({row['seeds_reaching_threshold']}/{row['runs']} seeds)")
         wall = "–" if math.isnan(row["wall_seconds"]) else f"{row['wall_seconds']:.1f} s"
-        return [row["variant"], str(row["runs"]), final, frames, wall]
+        return [row["variant"], runs, final, frames, wall]
 
     def _headers(self):
         threshold = f" {self.threshold:g}" if self.threshold is not None else ""

@@ -75,6 +75,10 @@ def test_stop_click_ends_the_running_drill_and_skips_the_remaining_runs():
     assert comparison.outcome == "stopped"
     assert [len(h) for h in comparison.results["a"].histories] == [1]
     assert comparison.results["b"].histories == []
+    rows = {row["variant"]: row for row in comparison.summary()}
+    assert rows["a"]["runs"] == 1 and rows["a"]["runs_stopped_early"] == 1
+    assert "1 (1 stopped early)" in comparison.table.value
+    assert "± 0.0" not in comparison.table.value, "one run has no spread across seeds to show"
 
 
 def test_curve_and_threshold_helpers():
