@@ -19,6 +19,10 @@ process by default), so K processes use K cores and no more. Three measurements:
    (``communicator.seconds_communicating``, which includes waiting for the slower rank), and the
    buffer size.
 3. **Allreduce alone**: 2,000 in-place Allreduces of a float32 buffer of that size.
+
+And the machine's own ceiling for the gathering: K *independent* one-process runs at the same
+time, each with workers / K (no MPI), their throughputs summed. On a shared machine this ceiling
+can be far below K×; the MPI speed-up is then best read against it.
 """
 
 from __future__ import annotations
@@ -49,8 +53,8 @@ def _agent(setup):
                     learning_rate=1e-3, discount=0.98, lam=0.8, c_entropy=0.0, seed=0, verbose=False)
 
 
-def measure_gathering():
-    agent = _agent(GATHER)
+def measure_gathering(workers=None):
+    agent = _agent(dict(GATHER, workers=workers or GATHER["workers"]))
     history = agent.drill(GATHER["cycles"], GATHER["epochs"], GATHER["batch_size"], verbose=False)[1:]
     return {
         "processes": agent.communicator.size,
@@ -91,17 +95,34 @@ def measure_updates():
     return result
 
 
-def _run(task, processes, threads):
+def _start(task, processes, threads, workers=None):
     command = [sys.executable, "-m", "benchmarks.mpi_scaling", "--measure", task]
+    if workers is not None:
+        command += ["--workers", str(workers)]
     if processes > 1:
         command = [str(Path(sys.executable).parent / "mpirun"), "-n", str(processes)] + command
     environment = {key: value for key, value in os.environ.items() if not key.startswith(("PMI_", "OMPI_", "MV2_"))}
     environment.update(thread_environment(threads))
-    completed = subprocess.run(command, cwd=REPOSITORY_ROOT, env=environment, capture_output=True, text=True, timeout=900)
-    for line in completed.stdout.splitlines():
+    return subprocess.Popen(command, cwd=REPOSITORY_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _result(process):
+    stdout, stderr = process.communicate(timeout=900)
+    for line in stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
             return json.loads(line[len(RESULT_PREFIX):])
-    raise RuntimeError(f"{' '.join(command)} failed ({completed.returncode}):\n{completed.stdout[-2000:]}\n{completed.stderr[-3000:]}")
+    raise RuntimeError(f"{' '.join(process.args)} failed ({process.returncode}):\n{stdout[-2000:]}\n{stderr[-3000:]}")
+
+
+def _run(task, processes, threads):
+    return _result(_start(task, processes, threads))
+
+
+def _independent(processes, threads):
+    """K one-process gatherers at once, workers / K each: the machine's ceiling, without MPI."""
+    results = [_result(process) for process in [_start("gathering", 1, threads, GATHER["workers"] // processes)
+                                                for _ in range(processes)]]
+    return {"processes": processes, "gather_steps_per_second": sum(run["gather_steps_per_second"] for run in results)}
 
 
 def main(argv=None):
@@ -110,9 +131,10 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="threads per process (benchmarks/limits.py)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each measurement; the best is kept")
     parser.add_argument("--measure", choices=("gathering", "updates"), help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
     if arguments.measure:
-        result = measure_gathering() if arguments.measure == "gathering" else measure_updates()
+        result = measure_gathering(arguments.workers) if arguments.measure == "gathering" else measure_updates()
         if result["processes"] == 1 or int(os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0"))) == 0:
             print(RESULT_PREFIX + json.dumps(result), flush=True)
         return 0
@@ -134,6 +156,7 @@ def main(argv=None):
             runs = [_run(task, processes, threads) for _ in range(arguments.repeats)]
             best = max if key.endswith("per_second") else min
             rows[task, processes] = best(runs, key=lambda run: run[key])
+    ceiling = max((_independent(K, threads) for _ in range(arguments.repeats)), key=lambda run: run["gather_steps_per_second"])
     one, many = rows["gathering", 1], rows["gathering", K]
     print(f"\nGathering, {GATHER['workers']} workers × {GATHER['horizon']} steps (gather-heavy, {GATHER['epochs']} epoch of batch {GATHER['batch_size']}):")
     print(f"  {'processes':>9} | {'gather steps/s':>14} | {'cycle steps/s':>13} | {'gather s':>8} | {'optimize s':>10}")
@@ -142,6 +165,10 @@ def main(argv=None):
               f"{run['gather_seconds']:>8.3f} | {run['optimize_seconds']:>10.3f}")
     print(f"  speed-up with {K} processes: gathering {many['gather_steps_per_second'] / one['gather_steps_per_second']:.2f}×, "
           f"whole cycle {many['cycle_steps_per_second'] / one['cycle_steps_per_second']:.2f}× (target for gathering: ≥ 1.6× with 2)")
+    print(f"  machine ceiling: {K} independent one-process gatherers at once (no MPI) reach "
+          f"{ceiling['gather_steps_per_second']:,.0f} steps/s together, "
+          f"{ceiling['gather_steps_per_second'] / one['gather_steps_per_second']:.2f}× one process; "
+          f"MPI reaches {many['gather_steps_per_second'] / ceiling['gather_steps_per_second']:.0%} of that ceiling")
     one, many = rows["updates", 1], rows["updates", K]
     print(f"\nUpdates, CartPole preset ({UPDATE['workers']} workers × {UPDATE['horizon']} steps, {UPDATE['epochs']} epochs of batch {UPDATE['batch_size']}):")
     print(f"  1 process: {1000 * one['seconds_per_update']:.2f} ms per update (all epochs in one compiled call)")
@@ -149,7 +176,7 @@ def main(argv=None):
           f"{1000 * many['allreduce_seconds_per_update']:.3f} ms (with waiting for the slower rank); "
           f"one Allreduce alone: {1e6 * many['allreduce_alone_seconds']:.0f} µs for {many['buffer_bytes']:,} bytes")
     print(f"  load average after: {os.getloadavg()[0]:.2f}")
-    print(json.dumps({f"{task}/{processes}": run for (task, processes), run in rows.items()}))
+    print(json.dumps({**{f"{task}/{processes}": run for (task, processes), run in rows.items()}, "ceiling": ceiling}))
     return 0
 
 

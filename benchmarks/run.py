@@ -97,10 +97,10 @@ def plan(quick: bool, seeds: int) -> dict:
     if quick:
         return dict(seeds=list(range(seeds or 1)), solve_budget=512,
                     cycle=dict(workers=2, horizon=64, epochs=1, batch_size=64),
-                    our_cycles=3, sb3_iterations=2, raw_steps=500, scaling=SCALING_QUICK,
+                    our_cycles=3, sb3_iterations=2, raw_steps=500, scaling=SCALING_QUICK, cycle_rounds=1,
                     scaling_cycles=2, timeout=600)
     return dict(seeds=list(range(seeds or 5)), solve_budget=ZOO["n_timesteps"], cycle=dict(TUTORIAL),
-                our_cycles=10, sb3_iterations=6, raw_steps=20_000, scaling=SCALING_FULL,
+                our_cycles=10, sb3_iterations=6, raw_steps=20_000, scaling=SCALING_FULL, cycle_rounds=2,
                 scaling_cycles=4, timeout=1800)
 
 
@@ -131,21 +131,63 @@ def measure(settings: dict, threads: int, out: Path, run_sb3: bool, run_ours: bo
             results["solve"]["preset"].append(
                 dict(seed=seed, **task("ours", "solve_preset", kwargs, f"solve-preset-seed{seed}")))
 
-    print("2-4. tutorial cycle, gathering rate, peak memory")
+    print("2-4. tutorial cycle, gathering rate, peak memory (rounds alternate SB3, ours, ours epsilon)")
     cycle = settings["cycle"]
-    if run_sb3:
-        results["cycle_sb3"] = task("sb3", "cycle", dict(iterations=settings["sb3_iterations"], **cycle),
-                                    "cycle-sb3")
+    rounds = {"cycle_sb3": [], "cycle_ours": [], "cycle_ours_epsilon": []}
+    for index in range(settings["cycle_rounds"]):
+        if run_sb3:
+            rounds["cycle_sb3"].append(task("sb3", "cycle", dict(iterations=settings["sb3_iterations"], seed=index,
+                                                                  **cycle), f"cycle-sb3-round{index}"))
+        if run_ours:
+            rounds["cycle_ours"].append(task("ours", "cycles", dict(
+                cycles=settings["our_cycles"], raw_steps_per_worker=settings["raw_steps"], seed=index, **cycle),
+                f"cycle-ours-round{index}"))
+            rounds["cycle_ours_epsilon"].append(task("ours", "cycles", dict(
+                cycles=max(2, settings["our_cycles"] // 2 + 1), gatherer="epsilon", raw_steps_per_worker=0,
+                seed=index, **cycle), f"cycle-ours-epsilon-round{index}"))
+    for key, runs in rounds.items():
+        if runs:
+            results[key] = pool_cycle_runs(runs)
     if run_ours:
-        results["cycle_ours"] = task("ours", "cycles", dict(cycles=settings["our_cycles"],
-                                     raw_steps_per_worker=settings["raw_steps"], **cycle), "cycle-ours")
-        results["cycle_ours_epsilon"] = task(
-            "ours", "cycles", dict(cycles=max(2, settings["our_cycles"] // 2 + 1), gatherer="epsilon",
-                                   raw_steps_per_worker=0, **cycle), "cycle-ours-epsilon")
         print("5. scaling")
         results["scaling"] = task("ours", "scaling", dict(configs=settings["scaling"],
                                   cycles=settings["scaling_cycles"]), "scaling-ours")
     return results
+
+
+def pool_cycle_runs(runs: list) -> dict:
+    """Merge the rounds of one cycle measurement: medians over every round's cycles after its first.
+
+    Keeps each round in ``rounds``; peak RSS is the largest of the rounds (each a separate process).
+    """
+    good = [run for run in runs if "error" not in run]
+    if not good:
+        return runs[0]
+    import numpy as np
+
+    def pooled(key):
+        values = [value for run in good for value in (run.get(key) or [None])[1:] if value is not None]
+        return float(np.median(values)) if values else None
+
+    merged = dict(good[0])
+    merged.update({
+        "rounds": runs,
+        "median_cycle_seconds": pooled("cycle_seconds"),
+        "median_cycle_cpu_seconds": pooled("cycle_cpu_seconds"),
+        "median_gather_seconds": pooled("gather_seconds"),
+        "median_optimize_seconds": pooled("optimize_seconds"),
+        "peak_rss_bytes": max(run["peak_rss_bytes"] for run in good),
+    })
+    rates = [run["gather_steps_per_second"] for run in good if run.get("gather_steps_per_second")]
+    raws = [run["raw_env_steps_per_second"] for run in good if run.get("raw_env_steps_per_second")]
+    gathers = [g for run in good for g in run["gather_seconds"][1:] if g > 0]
+    if rates:
+        merged["gather_steps_per_second"] = float(np.median([merged["frames_per_cycle"] / g for g in gathers]))
+    if raws:
+        merged["raw_env_steps_per_second"] = float(np.median(raws))
+    for key in ("cycle_seconds", "cycle_cpu_seconds", "gather_seconds", "optimize_seconds"):
+        merged[key] = [value for run in good for value in (run.get(key) or [])]
+    return merged
 
 
 # ----------------------------------------------------------------------------- reporting
