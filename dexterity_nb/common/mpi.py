@@ -367,6 +367,7 @@ def _report_and_abort(error: BaseException, exit_code: int, message: str | None 
     sys.stderr.write(message if message.endswith("\n") else message + "\n")
     sys.stderr.flush()
     sys.stdout.flush()
+    time.sleep(0.2)  # let the launcher forward the message before Abort kills the processes
     MPI.COMM_WORLD.Abort(exit_code)
 
 

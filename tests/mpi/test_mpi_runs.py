@@ -102,7 +102,8 @@ def test_rank_0_stop_or_interrupt_stops_both_ranks_after_the_same_cycle(two_proc
 def _assert_fails_once(completed, seconds, message):
     output = completed.stdout + completed.stderr
     assert completed.returncode != 0, output[-3000:]
-    assert output.count(message) == 1, output[-3000:]
+    output = f"return code {completed.returncode} after {seconds:.1f}s\n{output}"
+    assert output.count(message) == 1, output[-4000:]
     assert seconds < 60, f"took {seconds:.0f}s to fail"
 
 
