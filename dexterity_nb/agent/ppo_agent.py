@@ -214,107 +214,131 @@ class PPOAgent:
             name: tf.Variable(0.0, trainable=False, name=name)
             for name in ("clip", "c_entropy", "c_value", "gradient_clipping", "value_clip")
         }
+        self._graph_setting_values = {}
         settings, policy, value, distribution = self._graph_settings, self.policy, self.value, self.distribution
         variables, optimizer = self._variables, self.optimizer
         action_dtype = tf.int64 if isinstance(distribution.action_space, gymnasium.spaces.Discrete) else tf.float32
+        data_signature = [
+            tf.TensorSpec((None, *observation_shape), tf.float32),
+            tf.TensorSpec((None, *distribution.action_space.shape), action_dtype),
+            tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.float32),
+            tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.float32),
+        ]
 
-        @tf.function(input_signature=[tf.TensorSpec((None, *observation_shape), tf.float32)])
+        @tf.function(input_signature=[tf.TensorSpec((None, *observation_shape), tf.float32)], autograph=False)
         def values_of(observations):
             return tf.squeeze(value(observations), axis=-1)
 
-        def minibatch_loss(observations, actions, old_log_probabilities, advantages, returns, old_values):
-            parameters = policy(observations, training=True)
-            parameters = list(parameters) if isinstance(parameters, (list, tuple)) else [parameters]
-            log_probabilities = distribution.log_probability(actions, *parameters)
-            entropy = tf.reduce_mean(distribution.entropy(*parameters))
-            policy_loss = objectives.clipped_surrogate_loss(
-                log_probabilities, old_log_probabilities, objectives.normalize_advantages(advantages), settings["clip"]
+        def minibatch_gradients(data, indices):
+            """Loss, the 5 metrics and the gradient of one minibatch (``indices`` into the cycle's data)."""
+            observations, actions, old_log_probabilities, advantages, returns, old_values = (
+                tf.gather(array, indices) for array in data
             )
-            predicted_values = tf.squeeze(value(observations, training=True), axis=-1)
-            value_loss = tf.cond(
-                settings["value_clip"] > 0,
-                lambda: objectives.value_loss(predicted_values, returns, old_values, settings["value_clip"]),
-                lambda: objectives.value_loss(predicted_values, returns),
-            )
-            loss = policy_loss + settings["c_value"] * value_loss - settings["c_entropy"] * entropy
+            with tf.GradientTape() as tape:
+                parameters = policy(observations, training=True)
+                parameters = list(parameters) if isinstance(parameters, (list, tuple)) else [parameters]
+                log_probabilities = distribution.log_probability(actions, *parameters)
+                entropy = tf.reduce_mean(distribution.entropy(*parameters))
+                policy_loss = objectives.clipped_surrogate_loss(
+                    log_probabilities, old_log_probabilities, objectives.normalize_advantages(advantages), settings["clip"]
+                )
+                predicted_values = tf.squeeze(value(observations, training=True), axis=-1)
+                value_loss = tf.cond(
+                    settings["value_clip"] > 0,
+                    lambda: objectives.value_loss(predicted_values, returns, old_values, settings["value_clip"]),
+                    lambda: objectives.value_loss(predicted_values, returns),
+                )
+                loss = policy_loss + settings["c_value"] * value_loss - settings["c_entropy"] * entropy
             metrics = tf.stack([
                 policy_loss, value_loss, entropy,
                 objectives.approximate_kl(log_probabilities, old_log_probabilities),
                 objectives.clip_fraction(log_probabilities, old_log_probabilities, settings["clip"]),
             ])
-            return loss, metrics
+            gradients = tape.gradient(loss, variables)
+            gradients = [g if g is not None else tf.zeros_like(v) for g, v in zip(gradients, variables)]
+            return loss, metrics, gradients
 
-        @tf.function(input_signature=[
-            tf.TensorSpec((None, *observation_shape), tf.float32),
-            tf.TensorSpec((None, *distribution.action_space.shape), action_dtype),
-            tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.float32),
-            tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.float32),
-            tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((), tf.int32),
-        ])
+        def apply_gradients(gradients, norm=None):
+            gradients, _ = tf.clip_by_global_norm(gradients, settings["gradient_clipping"], use_norm=norm)
+            optimizer.apply(gradients, variables)
+
+        # autograph=False: the loop is written with tf.while_loop by hand, which makes tracing
+        # (once per agent) about twice as fast as letting autograph convert every function called.
+        @tf.function(input_signature=[*data_signature, tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((), tf.int32)],
+                     autograph=False)
         def optimize(observations, actions, old_log_probabilities, advantages, returns, old_values, permutations, batch_size):
-            """All epochs of one cycle in one compiled call: no Python between minibatches."""
+            """All epochs of one cycle in one compiled call: no Python between minibatches.
+
+            Stops at the first minibatch whose loss or gradient is not finite, without applying it.
+            Returns (mean metrics over the applied minibatches, how many were applied, all finite?).
+            """
             self.trace_count += 1  # runs only while tracing
+            data = (observations, actions, old_log_probabilities, advantages, returns, old_values)
             batches_per_epoch = tf.shape(permutations)[1] // batch_size
             total = tf.shape(permutations)[0] * batches_per_epoch
-            metric_sums = tf.zeros([5])
-            completed = tf.constant(0)
-            finite = tf.constant(True)
-            for step in tf.range(total):
+
+            def keep_going(step, completed, finite, metric_sums):
+                return tf.logical_and(step < total, finite)
+
+            def one_minibatch(step, completed, finite, metric_sums):
                 epoch, batch = step // batches_per_epoch, step % batches_per_epoch
                 indices = permutations[epoch, batch * batch_size:(batch + 1) * batch_size]
-                with tf.GradientTape() as tape:
-                    loss, metrics = minibatch_loss(
-                        tf.gather(observations, indices), tf.gather(actions, indices),
-                        tf.gather(old_log_probabilities, indices), tf.gather(advantages, indices),
-                        tf.gather(returns, indices), tf.gather(old_values, indices),
-                    )
-                gradients = tape.gradient(loss, variables)
-                gradients = [g if g is not None else tf.zeros_like(v) for g, v in zip(gradients, variables)]
+                loss, metrics, gradients = minibatch_gradients(data, indices)
                 norm = tf.linalg.global_norm(gradients)
-                if not (tf.math.is_finite(loss) and tf.math.is_finite(norm)):
-                    finite = tf.constant(False)
-                    break
-                gradients, _ = tf.clip_by_global_norm(gradients, settings["gradient_clipping"], use_norm=norm)
-                optimizer.apply(gradients, variables)
-                metric_sums += metrics
-                completed += 1
+                finite = tf.logical_and(tf.math.is_finite(loss), tf.math.is_finite(norm))
+
+                def apply():
+                    apply_gradients(gradients, norm)
+                    return completed + 1, metric_sums + metrics
+
+                completed, metric_sums = tf.cond(finite, apply, lambda: (completed, metric_sums))
+                return step + 1, completed, finite, metric_sums
+
+            _, completed, finite, metric_sums = tf.while_loop(
+                keep_going, one_minibatch, (tf.constant(0), tf.constant(0), tf.constant(True), tf.zeros([5]))
+            )
             return metric_sums / tf.cast(tf.maximum(completed, 1), tf.float32), completed, finite
 
         # The MPI path (common/mpi.py) splits a minibatch step in two compiled halves around the
         # Allreduce: this rank's flat gradient, then the update with the ranks' mean gradient.
         variable_sizes = [int(np.prod(variable.shape)) for variable in variables]
 
-        @tf.function(input_signature=[
-            tf.TensorSpec((None, *observation_shape), tf.float32),
-            tf.TensorSpec((None, *distribution.action_space.shape), action_dtype),
-            tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.float32),
-            tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.float32),
-            tf.TensorSpec((None,), tf.int32),
-        ])
+        @tf.function(input_signature=[*data_signature, tf.TensorSpec((None,), tf.int32)], autograph=False)
         def local_gradients(observations, actions, old_log_probabilities, advantages, returns, old_values, indices):
             """One flat float32 vector: this rank's gradient, then the 5 metrics, then the loss."""
-            with tf.GradientTape() as tape:
-                loss, metrics = minibatch_loss(
-                    tf.gather(observations, indices), tf.gather(actions, indices),
-                    tf.gather(old_log_probabilities, indices), tf.gather(advantages, indices),
-                    tf.gather(returns, indices), tf.gather(old_values, indices),
-                )
-            gradients = tape.gradient(loss, variables)
-            gradients = [g if g is not None else tf.zeros_like(v) for g, v in zip(gradients, variables)]
+            data = (observations, actions, old_log_probabilities, advantages, returns, old_values)
+            loss, metrics, gradients = minibatch_gradients(data, indices)
             flat = [tf.reshape(tf.cast(g, tf.float32), [-1]) for g in gradients]
             return tf.concat(flat + [tf.cast(metrics, tf.float32), tf.reshape(tf.cast(loss, tf.float32), [1])], axis=0)
 
-        @tf.function(input_signature=[tf.TensorSpec((None,), tf.float32)])
+        @tf.function(input_signature=[tf.TensorSpec((None,), tf.float32)], autograph=False)
         def apply_flat_gradients(flat):
-            gradients = [tf.cast(tf.reshape(piece, variable.shape), variable.dtype)
-                         for piece, variable in zip(tf.split(flat, variable_sizes), variables)]
-            gradients, _ = tf.clip_by_global_norm(gradients, settings["gradient_clipping"])
-            optimizer.apply(gradients, variables)
+            apply_gradients([tf.cast(tf.reshape(piece, variable.shape), variable.dtype)
+                             for piece, variable in zip(tf.split(flat, variable_sizes), variables)])
+
+        # Undoing an unfinished cycle: weights and optimizer state are copied on the device in one
+        # compiled call per cycle (reading ~30 variables one by one into NumPy costs milliseconds).
+        saved_state = list(variables) + list(optimizer.variables)
+        backups = [tf.Variable(variable, trainable=False) for variable in saved_state]
+
+        @tf.function(autograph=False)
+        def back_up():
+            for backup, variable in zip(backups, saved_state):
+                backup.assign(variable)
+
+        @tf.function(autograph=False)
+        def restore():
+            for backup, variable in zip(backups, saved_state):
+                variable.assign(backup)
 
         self._values_of = values_of
         self._optimize = optimize
         self._local_gradients = local_gradients
         self._apply_flat_gradients = apply_flat_gradients
+        self._back_up_weights, self._restore_weights = back_up, restore
+        # Trace now: a network or distribution that cannot be trained fails here, before any work.
+        optimize.get_concrete_function()
+        values_of.get_concrete_function()
 
     # ------------------------------------------------------------------ public API
     def assign_gatherer(self, gatherer_class):
@@ -603,22 +627,26 @@ class PPOAgent:
             self._policy_forward.refresh()
 
     def _sync_graph_settings(self, learning_rate):
-        """Copy the Python hyperparameters into the variables the compiled update reads (no retracing)."""
-        self.optimizer.learning_rate.assign(learning_rate)
+        """Copy the Python hyperparameters into the variables the compiled update reads (no retracing).
+
+        Only changed values are assigned: each assignment is an eager TensorFlow call.
+        """
         values = {
-            "clip": self.clip, "c_entropy": self.c_entropy, "c_value": self.c_value,
+            "learning_rate": learning_rate, "clip": self.clip, "c_entropy": self.c_entropy, "c_value": self.c_value,
             "gradient_clipping": self.gradient_clipping if self.gradient_clipping is not None else 3.0e38,
             "value_clip": self.value_clip if self.value_clip is not None else 0.0,
         }
         for name, value in values.items():
-            self._graph_settings[name].assign(value)
+            if self._graph_setting_values.get(name) != value:
+                target = self.optimizer.learning_rate if name == "learning_rate" else self._graph_settings[name]
+                target.assign(value)
+                self._graph_setting_values[name] = value
 
     # ------------------------------------------------------------------ consistency
     def _snapshot(self):
         """Everything a cycle changes except env states, to undo an unfinished cycle."""
+        self._back_up_weights()  # weights and optimizer state, copied on the device
         return {
-            "weights": [variable.numpy() for variable in self._variables],
-            "optimizer": [variable.numpy() for variable in self.optimizer.variables],
             "transformers": [
                 {name: statistics.get_state() for name, statistics in t.running_statistics().items()}
                 for t in self.transformers
@@ -628,10 +656,8 @@ class PPOAgent:
         }
 
     def _restore(self, snapshot):
-        for variable, value in zip(self._variables, snapshot["weights"]):
-            variable.assign(value)
-        for variable, value in zip(self.optimizer.variables, snapshot["optimizer"]):
-            variable.assign(value)
+        self._restore_weights()
+        self._graph_setting_values.clear()  # the learning rate variable was restored too
         for transformer, states in zip(self.transformers, snapshot["transformers"]):
             for name, statistics in transformer.running_statistics().items():
                 statistics.set_state(states[name])

@@ -232,7 +232,9 @@ class Categorical(Distribution):
         return np.argmax(np.asarray(logits), axis=-1) + self.start
 
     def env_actions(self, actions):
-        return np.asarray(actions, dtype=np.int64)
+        # Python ints: gymnasium's Discrete.contains (asserted at every CartPole step) is ~3x
+        # faster for an int than for a NumPy integer.
+        return np.asarray(actions, dtype=np.int64).tolist()
 
 
 class _BoxDistribution(Distribution):
