@@ -336,9 +336,26 @@ class PPOAgent:
         self._local_gradients = local_gradients
         self._apply_flat_gradients = apply_flat_gradients
         self._back_up_weights, self._restore_weights = back_up, restore
-        # Trace now: a network or distribution that cannot be trained fails here, before any work.
-        optimize.get_concrete_function()
-        values_of.get_concrete_function()
+        self._compile_now()
+
+    def _compile_now(self):
+        """Trace and run every compiled function once, on dummy data, and undo the update.
+
+        A network or distribution that cannot be trained fails here, before any work; and the
+        one-time costs (tracing, TensorFlow's first-run graph optimisation, ~0.5 s) are paid while
+        building the agent, so the first cycle's time in the log is like every other cycle's.
+        """
+        space = self.distribution.action_space
+        observations = np.zeros((1, *self.env.observation_space.shape), dtype=np.float32)
+        actions = np.zeros((1, *space.shape), dtype=np.int64 if isinstance(space, gymnasium.spaces.Discrete) else np.float32)
+        if isinstance(space, gymnasium.spaces.Discrete):
+            actions += space.start
+        zeros = np.zeros(1, dtype=np.float32)
+        self._values_of(observations)
+        self._sync_graph_settings(self.learning_rate)
+        self._back_up_weights()
+        self._optimize(observations, actions, zeros, zeros, zeros, zeros, np.zeros((1, 1), dtype=np.int32), np.int32(1))
+        self._restore_weights()
 
     # ------------------------------------------------------------------ public API
     def assign_gatherer(self, gatherer_class):

@@ -209,3 +209,11 @@ def test_stop_at_return_stops_once_the_window_reaches_the_target():
     never = StopAtReturn(target=10_000.0, window=3)
     agent.drill(2, 1, 64, callbacks=[never], verbose=False)
     assert agent.drill_outcome == "completed" and never.solved_at is None
+
+
+def test_compiling_at_construction_leaves_no_update_behind():
+    agent = small_agent()
+    assert agent.trace_count == 1  # traced while building, not during the first drill
+    assert int(agent.optimizer.iterations.numpy()) == 0
+    moments = [v for v in agent.optimizer.variables if "momentum" in v.path or "velocity" in v.path]
+    assert moments and all(not np.any(np.asarray(v)) for v in moments)
