@@ -321,21 +321,23 @@ class PPOAgent:
         saved_state = list(variables) + list(optimizer.variables)
         backups = [tf.Variable(variable, trainable=False) for variable in saved_state]
 
-        @tf.function(autograph=False)
-        def back_up():
+        @tf.function(input_signature=[tf.TensorSpec((None, *observation_shape), tf.float32)], autograph=False)
+        def back_up_and_value(observations):
+            """V(observations), and a copy of the weights and optimizer state, in one call per cycle."""
             for backup, variable in zip(backups, saved_state):
                 backup.assign(variable)
+            return values_of(observations)
 
         @tf.function(autograph=False)
         def restore():
             for backup, variable in zip(backups, saved_state):
                 variable.assign(backup)
 
-        self._values_of = values_of
         self._optimize = optimize
         self._local_gradients = local_gradients
         self._apply_flat_gradients = apply_flat_gradients
-        self._back_up_weights, self._restore_weights = back_up, restore
+        self._back_up_and_value, self._restore_weights = back_up_and_value, restore
+        self._backup_is_fresh = False  # True once this cycle's copy is taken (see _restore)
         self._compile_now()
 
     def _compile_now(self):
@@ -351,9 +353,8 @@ class PPOAgent:
         if isinstance(space, gymnasium.spaces.Discrete):
             actions += space.start
         zeros = np.zeros(1, dtype=np.float32)
-        self._values_of(observations)
         self._sync_graph_settings(self.learning_rate)
-        self._back_up_weights()
+        self._back_up_and_value(observations)
         self._optimize(observations, actions, zeros, zeros, zeros, zeros, np.zeros((1, 1), dtype=np.int32), np.int32(1))
         self._restore_weights()
 
@@ -578,7 +579,8 @@ class PPOAgent:
         horizon, workers = trajectories.rewards.shape
         flat_observations = trajectories.observations.reshape(horizon * workers, *trajectories.observations.shape[2:])
         flat_next = trajectories.next_observations.reshape(flat_observations.shape)
-        both = self._values_of(np.concatenate([flat_observations, flat_next])).numpy()
+        both = self._back_up_and_value(np.concatenate([flat_observations, flat_next])).numpy()
+        self._backup_is_fresh = True
         values = both[: horizon * workers].reshape(horizon, workers)
         next_values = both[horizon * workers:].reshape(horizon, workers)
         advantages, returns = generalized_advantage_estimates(
@@ -662,7 +664,9 @@ class PPOAgent:
     # ------------------------------------------------------------------ consistency
     def _snapshot(self):
         """Everything a cycle changes except env states, to undo an unfinished cycle."""
-        self._back_up_weights()  # weights and optimizer state, copied on the device
+        # Weights and optimizer state are copied on the device, in the same call that computes
+        # the values just before the update (_advantages); until then this cycle changed none.
+        self._backup_is_fresh = False
         return {
             "transformers": [
                 {name: statistics.get_state() for name, statistics in t.running_statistics().items()}
@@ -673,8 +677,9 @@ class PPOAgent:
         }
 
     def _restore(self, snapshot):
-        self._restore_weights()
-        self._graph_setting_values.clear()  # the learning rate variable was restored too
+        if self._backup_is_fresh:  # an interruption before the copy found the weights unchanged
+            self._restore_weights()
+            self._graph_setting_values.clear()  # the learning rate variable was restored too
         for transformer, states in zip(self.transformers, snapshot["transformers"]):
             for name, statistics in transformer.running_statistics().items():
                 statistics.set_state(states[name])

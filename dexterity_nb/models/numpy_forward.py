@@ -40,6 +40,7 @@ class NumpyForward:
         self._steps = steps  # (layer, kind, input id, output id), in the model's topological order
         self._output_ids = output_ids
         self._weights = {}
+        self._read_weights = None
         self.refresh()
 
     @classmethod
@@ -71,8 +72,14 @@ class NumpyForward:
             return None
 
     def refresh(self):
-        """Copy the current weights out of Keras (after every optimisation phase)."""
-        self._weights = {id(layer): [np.asarray(w) for w in layer.get_weights()] for layer, *_ in self._steps}
+        """Copy the current weights out of Keras (after every optimisation phase), in one compiled call."""
+        if self._read_weights is None:
+            import tensorflow as tf
+
+            variables = [weight for layer, *_ in self._steps for weight in layer.weights]
+            self._read_weights = tf.function(lambda: [tf.convert_to_tensor(v) for v in variables], autograph=False)
+        values = iter(self._read_weights())
+        self._weights = {id(layer): [next(values).numpy() for _ in layer.weights] for layer, *_ in self._steps}
 
     def __call__(self, observations):
         values = {self._input_id: np.asarray(observations, dtype=np.float32)}
