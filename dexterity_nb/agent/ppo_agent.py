@@ -422,35 +422,33 @@ class PPOAgent:
         self._stop_requested.clear()
         for callback in callbacks:
             callback.on_drill_begin(self)
-        interrupts = self.communicator.interrupts_stop(self.stop_drill)  # with MPI, Ctrl-C = stop after this cycle
-        interrupts.__enter__()
-        try:
-            for index in range(n):
-                snapshot = self._snapshot()
-                try:
-                    stats = self._run_cycle(epochs, batch_size, self._learning_rate_for(index, n), callbacks)
-                except BaseException:
-                    self._restore(snapshot)
-                    raise
+        # With MPI, Ctrl-C becomes "stop after this cycle" on every rank; alone, a KeyboardInterrupt.
+        with self.communicator.interrupts_stop(self.stop_drill):
+            try:
+                for index in range(n):
+                    snapshot = self._snapshot()
+                    try:
+                        stats = self._run_cycle(epochs, batch_size, self._learning_rate_for(index, n), callbacks)
+                    except BaseException:
+                        self._restore(snapshot)
+                        raise
+                    for callback in callbacks:
+                        callback.on_cycle_end(self, stats)
+                    # With MPI, rank 0's flag decides, so every rank stops after the same cycle.
+                    if self.communicator.stop_requested(self._stop_requested.is_set()) and self.cycle < self.drill_end_cycle:
+                        self.drill_outcome = "stopped"
+                        break
+                else:
+                    self.drill_outcome = "completed"
+            except KeyboardInterrupt:
+                self.drill_outcome = "interrupted"
+                print(f"Drill interrupted: the unfinished cycle was undone; the agent is at cycle {self.cycle}. "
+                      "Call drill() again to continue.", flush=True)
+            except BaseException:
+                self.drill_outcome = "failed"
                 for callback in callbacks:
-                    callback.on_cycle_end(self, stats)
-                # With MPI, rank 0's flag decides, so every rank stops after the same cycle.
-                if self.communicator.stop_requested(self._stop_requested.is_set()) and self.cycle < self.drill_end_cycle:
-                    self.drill_outcome = "stopped"
-                    break
-            else:
-                self.drill_outcome = "completed"
-        except KeyboardInterrupt:
-            self.drill_outcome = "interrupted"
-            print(f"Drill interrupted: the unfinished cycle was undone; the agent is at cycle {self.cycle}. "
-                  "Call drill() again to continue.", flush=True)
-        except BaseException:
-            self.drill_outcome = "failed"
-            for callback in callbacks:
-                callback.on_drill_end(self, self.history)
-            raise
-        finally:
-            interrupts.__exit__(None, None, None)
+                    callback.on_drill_end(self, self.history)
+                raise
         for callback in callbacks:
             callback.on_drill_end(self, self.history)
         return self.history

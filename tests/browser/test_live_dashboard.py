@@ -54,8 +54,9 @@ def start_drill_and_watch(notebook, page):
     while progress_done(page) < 1 and time.monotonic() < deadline:
         time.sleep(0.2)
     first_progress, first_plot = progress_done(page), plot_source(page)
+    # Redraws are throttled (at most one per 0.5 s), so wait for the plot as well as the count.
     deadline = time.monotonic() + 60
-    while progress_done(page) < first_progress + 2 and time.monotonic() < deadline:
+    while (progress_done(page) < first_progress + 2 or plot_source(page) == first_plot) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert progress_done(page) >= first_progress + 2, "progress did not move while the cell ran"
     assert plot_source(page) != first_plot, "the plot was not redrawn while the cell ran"
