@@ -503,6 +503,10 @@ class PPOAgent:
     def load(cls, path, env=None, gatherer=None, verbose: bool = False) -> "PPOAgent":
         """Rebuild a saved agent; it continues drilling from its saved cycle.
 
+        Weights, optimizer state, transformer statistics, hyperparameters, history, gatherer and
+        random streams are restored; an environment's internal state is not saved, so the workers
+        start fresh episodes.
+
         ``env`` and ``gatherer`` replace the saved ones when those cannot be rebuilt here
         (an env made from an instance, a gatherer defined in another notebook).
         """
