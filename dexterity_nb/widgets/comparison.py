@@ -257,7 +257,6 @@ class Comparison:
             self.stop_requested = True
             self.outcome = "interrupted"
             print("Comparison interrupted between runs; results hold the finished runs.")
-        self._running = None
         self._finish()
         return self
 
@@ -266,7 +265,6 @@ class Comparison:
             for name, config in self.configs.items():
                 if self.stop_requested:
                     break
-                self._running = (name, seed_index)
                 self._set_status(f"Training <b>{name}</b>, seed {seed} "
                                  f"({seed_index + 1} of {len(self.seeds)})")
                 agent = self._make_agent(config, seed)
