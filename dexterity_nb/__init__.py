@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "PPOAgent": "dexterity_nb.agent.ppo_agent",
     "Gatherer": "dexterity_nb.agent.gather",
+    "register_gatherer": "dexterity_nb.agent.gather",
     "Callback": "dexterity_nb.agent.callbacks",
     "make_env": "dexterity_nb.common.wrappers",
     "StateNormalizationTransformer": "dexterity_nb.common.transformers",

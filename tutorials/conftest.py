@@ -5,7 +5,6 @@ The kernel inherits this process's environment, so the variables below reach the
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no TensorFlow start-up logs in the outputs
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # no debugger warning from ipykernel
 
 # The solutions are plain modules, not tests.

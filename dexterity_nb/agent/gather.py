@@ -19,7 +19,7 @@ import gymnasium
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-__all__ = ["Gatherer", "GathererError", "Rollout", "Trajectories", "overrides_select_action", "check_gatherer_class"]
+__all__ = ["Gatherer", "GathererError", "Rollout", "Trajectories", "overrides_select_action", "check_gatherer_class", "GATHERERS", "register_gatherer"]
 
 
 class GathererError(ValueError):
@@ -51,6 +51,8 @@ class Gatherer:
             **log**-probability of that action under ``predicted_parameters``, i.e.
             ``self.distribution.log_probability(action[None], *predicted_parameters)``. PPO
             compares it with the log-probability under the updated policy to weight each sample.
+            A gatherer that acts by another policy μ returns log μ(action). Anything else than this
+            pair, or π(action) itself in place of its log, raises a :class:`GathererError`.
         """
         action, log_probability = self.distribution.sample_with_log_probability(*predicted_parameters, rng=self.rng)
         return action[0], log_probability[0]
@@ -126,15 +128,30 @@ class Rollout:
         self.observations = None
 
     def assign(self, gatherer_class):
-        """Give every worker a gatherer of this class; workers keep their random streams."""
+        """Give every worker a gatherer of this class; workers keep their random streams.
+
+        All or nothing: if the class fails to start for one worker, every worker keeps its old
+        gatherer and its random stream where it was, and the error says which worker failed.
+        """
         if getattr(self, "gatherers", None):
             rngs = [gatherer.rng for gatherer in self.gatherers]
         else:
             rngs = [np.random.default_rng(child) for child in worker_seeds(self.seed_sequence, self.first_worker_id, self.workers)]
-        self.gatherers = [
-            gatherer_class(self.first_worker_id + index, env, self.distribution, rng)
-            for index, (env, rng) in enumerate(zip(self.vector_env.envs, rngs))
-        ]
+        states = [rng.bit_generator.state for rng in rngs]
+        gatherers = []
+        for index, (env, rng) in enumerate(zip(self.vector_env.envs, rngs)):
+            worker_id = self.first_worker_id + index
+            try:
+                gatherers.append(gatherer_class(worker_id, env, self.distribution, rng))
+            except Exception as error:
+                for rng_of_worker, state in zip(rngs, states):  # a constructor may have drawn from the streams
+                    rng_of_worker.bit_generator.state = state
+                if hasattr(error, "add_note"):  # Python 3.11+
+                    name = getattr(gatherer_class, "__name__", repr(gatherer_class))
+                    error.add_note(f"While creating {name}(worker_id={worker_id}, ...) for worker {worker_id}; "
+                                   "every worker keeps its previous gatherer.")
+                raise
+        self.gatherers = gatherers
         self.custom_selection = overrides_select_action(gatherer_class)
 
     def rng_states(self):
@@ -224,13 +241,84 @@ class Rollout:
         chosen_actions, chosen_log_probabilities = [], []
         action_space = self.distribution.action_space
         for index, gatherer in enumerate(self.gatherers):
-            action, log_probability = gatherer.select_action([parameter[index:index + 1] for parameter in parameters])
+            selection = gatherer.select_action([parameter[index:index + 1] for parameter in parameters])
+            action, log_probability = _unpack_selection(gatherer, selection)
             chosen_actions.append(_check_action(gatherer, action, action_space))
             chosen_log_probabilities.append(_check_log_probability(gatherer, log_probability))
-        return np.stack(chosen_actions), np.array(chosen_log_probabilities, dtype=np.float32)
+        actions, log_probabilities = np.stack(chosen_actions), np.array(chosen_log_probabilities)
+        _check_logarithms(self.gatherers, self.distribution, actions, log_probabilities, parameters)
+        return actions, log_probabilities.astype(np.float32)
 
     def close(self):
         self.vector_env.close()
+
+
+def _short_repr(value, limit=80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _unpack_selection(gatherer, selection):
+    """``(action, log_probability)`` from what ``select_action`` returned, or a GathererError saying what came."""
+    if isinstance(selection, (tuple, list)) and len(selection) == 2:
+        return selection
+    name = type(gatherer).__name__
+    fix = ("End select_action with `return action, log_probability`, the log-probability being "
+           "self.distribution.log_probability(action[None], *predicted_parameters) of the chosen action.")
+    if selection is None:
+        raise GathererError(f"{name}.select_action returned None; it must return (action, log_probability) — "
+                            f"did you forget `return`? {fix}")
+    if isinstance(selection, (tuple, list)):
+        came = f"a {type(selection).__name__} of {len(selection)} items {_short_repr(selection)}"
+    else:
+        came = f"{type(selection).__name__} {_short_repr(selection)}"
+    raise GathererError(f"{name}.select_action returned {came}; it must return the pair (action, log_probability). {fix}")
+
+
+def _check_logarithms(gatherers, distribution, actions, returned, parameters):
+    """Refuse a probability (or −log π) returned in place of a log-probability, for all workers at once.
+
+    PPO weighs each sample by exp(log π_new(a|s) − returned); with p in place of log p that ratio
+    means nothing (every sample gets clipped). With log π(a|s) of each chosen action under the
+    predicted parameters (one vectorised call), a returned value is refused if it
+
+    * equals π(a|s) = exp(log π(a|s)), or −log π(a|s), without equalling log π(a|s);
+    * is above 0 for a discrete action (π(a|s) ≤ 1, so log π(a|s) ≤ 0).
+
+    A behaviour policy's log μ(a|s) ≠ log π(a|s) (ε-greedy) passes: only its sign is checked.
+    """
+    log_pi = np.asarray(distribution.log_probability(actions, *parameters), dtype=np.float64).reshape(-1)
+
+    def close_to(expected, absolute=1e-6):  # np.isclose's test, without its ~4 µs of overhead per call
+        return np.abs(returned - expected) <= 1e-5 * np.abs(expected) + absolute
+
+    is_log = close_to(log_pi)
+    is_probability = close_to(np.exp(log_pi), absolute=0.0) & ~is_log
+    is_negated = close_to(-log_pi) & ~is_log
+    positive = returned > 1e-5 if isinstance(distribution.action_space, gymnasium.spaces.Discrete) else np.zeros_like(is_log)
+    refused = is_probability | is_negated | positive
+    if not refused.any():
+        return
+    index = int(np.flatnonzero(refused)[0])
+    gatherer, value, log_value = gatherers[index], float(returned[index]), float(log_pi[index])
+    came = f"{type(gatherer).__name__}.select_action returned {value:.6g} for worker {gatherer.worker_id}"
+    action = _short_repr(actions[index].tolist())
+    if is_probability[index]:
+        raise GathererError(
+            f"{came}, which equals π(a|s) = exp(log π(a|s)) of its action {action}, not log π(a|s) = {log_value:.6g}: "
+            "a probability where the log-probability belongs. Return its log, `np.log(p)`, or "
+            "self.distribution.log_probability(action[None], *predicted_parameters)."
+        )
+    if is_negated[index]:
+        raise GathererError(
+            f"{came}, which equals −log π(a|s) of its action {action}, not log π(a|s) = {log_value:.6g}: "
+            "drop the minus sign (select_action returns the log-probability, not the loss −log π)."
+        )
+    raise GathererError(
+        f"{type(gatherer).__name__}.select_action returned the log-probability {value:.6g} for worker "
+        f"{gatherer.worker_id} (action {action}); the log-probability of a discrete action must be ≤ 0, since "
+        "π(a|s) ≤ 1. If it is a probability p, return `np.log(p)`."
+    )
 
 
 def _check_action(gatherer, action, action_space):
@@ -264,3 +352,26 @@ def _check_log_probability(gatherer, log_probability):
     if not np.isfinite(value[0]):
         raise GathererError(f"{name}.select_action returned the log-probability {value[0]}; it must be finite.")
     return float(value[0])
+
+
+# ------------------------------------------------------------------ registry
+GATHERERS: dict[str, type] = {}  # name -> Gatherer subclass; how saved agents name their gatherer
+
+
+def register_gatherer(cls=None, *, name: str | None = None, overwrite: bool = False):
+    """Register a :class:`Gatherer` subclass under ``name`` (default: its class name).
+
+    A saved agent stores its gatherer's registered name, and ``PPOAgent.load`` finds the class
+    here and only here (a file never makes dexterity_nb import a module). Use it as a call,
+    ``register_gatherer(MyGatherer)``, or as a decorator, ``@register_gatherer`` or
+    ``@register_gatherer(name="epsilon")``. A name taken by another class raises, unless
+    ``overwrite=True`` or the class is the same cell's class redefined (same module and qualname).
+    """
+    from dexterity_nb.common.registry import register_class
+
+    if cls is None:
+        return lambda cls: register_class(GATHERERS, cls, name, Gatherer, overwrite, "gatherer")
+    return register_class(GATHERERS, cls, name, Gatherer, overwrite, "gatherer")
+
+
+register_gatherer(Gatherer)

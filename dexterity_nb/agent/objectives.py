@@ -11,12 +11,13 @@ NumPy arrays too, which is how the tests and exercises call them.
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
+from dexterity_nb.common.quiet_import import tensorflow as tf  # TensorFlow without its start-up log lines
 
 __all__ = [
     "generalized_advantage_estimates",
     "normalize_advantages",
     "clipped_surrogate_loss",
+    "clip_by_global_norm",
     "value_loss",
     "approximate_kl",
     "clip_fraction",
@@ -59,10 +60,19 @@ def generalized_advantage_estimates(rewards, values, next_values, terminated, ep
     return advantages, advantages + values
 
 
-def normalize_advantages(advantages, epsilon=1e-8):
-    """Â = (A − mean(A)) / (std(A) + ε), over a minibatch: keeps the step size independent of the reward scale."""
+def normalize_advantages(advantages, epsilon=1e-8, moments=None):
+    """Â = (A − μ) / (σ + ε), with μ and σ² the mean and (population) variance of the minibatch.
+
+    Keeps the step size independent of the reward scale. ``moments``: ``(μ, σ²)`` computed
+    elsewhere, for a minibatch spread over MPI processes (each holds only its share of ``A``, but
+    all must normalise with the whole minibatch's moments to compute what one process would);
+    ``None`` computes them from ``advantages``. Shapes: ``(B,)`` in, ``(B,)`` out.
+    """
     advantages = tf.convert_to_tensor(advantages, dtype=tf.float32)
-    mean, variance = tf.nn.moments(advantages, axes=[0])
+    if moments is None:
+        mean, variance = tf.nn.moments(advantages, axes=[0])
+    else:
+        mean, variance = (tf.cast(moment, tf.float32) for moment in moments)
     return (advantages - mean) / (tf.sqrt(variance) + epsilon)
 
 
@@ -108,3 +118,17 @@ def clip_fraction(log_probability, old_log_probability, clip):
     """The share of samples whose ratio ρ_t lies outside [1 − ε, 1 + ε]: how often clipping acts."""
     ratio = tf.exp(tf.convert_to_tensor(log_probability, dtype=tf.float32) - tf.convert_to_tensor(old_log_probability, dtype=tf.float32))
     return tf.reduce_mean(tf.cast(tf.abs(ratio - 1.0) > clip, tf.float32))
+
+
+def clip_by_global_norm(gradients, max_norm, norm=None):
+    """g ← g · min(1, c / ‖g‖), with ‖g‖ the global norm of all gradients together; c = 0: no clipping.
+
+    Written out rather than ``tf.clip_by_global_norm``, whose scale c · min(1/‖g‖, 1/c) flushes to
+    zero for c above ~8.5e37 (1/c is then subnormal in float32), so a huge limit, or the float
+    that once stood for "no limit", silently zeroed every gradient. Here c / ‖g‖ only grows with c,
+    and min(1, ·) caps it at 1. ``norm``: ‖g‖ if already computed. Returns the list of gradients.
+    """
+    max_norm = tf.convert_to_tensor(max_norm, dtype=tf.float32)
+    norm = tf.linalg.global_norm(gradients) if norm is None else tf.convert_to_tensor(norm, dtype=tf.float32)
+    scale = tf.where(max_norm > 0, tf.minimum(1.0, max_norm / tf.maximum(norm, 1e-30)), 1.0)
+    return [gradient * tf.cast(scale, gradient.dtype) for gradient in gradients]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -73,6 +74,33 @@ def _number_in(name, value, low, high, low_inclusive=True):
     return float(value)
 
 
+# The numeric hyperparameters: (low, high, low included?, None allowed?). Checked at construction
+# and again at every drill, since they may be changed in between (agent.clip = 0.1).
+_SETTINGS = {
+    "learning_rate": (0.0, 10.0, False, False),
+    "discount": (0.0, 1.0, True, False),
+    "lam": (0.0, 1.0, True, False),
+    "clip": (0.0, 10.0, False, False),
+    "c_entropy": (0.0, 100.0, True, False),
+    "c_value": (0.0, 100.0, True, False),
+    "gradient_clipping": (0.0, math.inf, False, True),  # None: no clipping
+    "value_clip": (0.0, math.inf, False, True),  # None: off
+}
+
+
+def _checked_setting(name, value, shown_name=None):
+    low, high, low_inclusive, may_be_none = _SETTINGS[name]
+    if value is None and may_be_none:
+        return None
+    return _number_in(shown_name or name, value, low, high, low_inclusive)
+
+
+def _checked_schedule(schedule):
+    if not (schedule is None or (isinstance(schedule, str) and schedule == "linear") or callable(schedule)):
+        raise ValueError(f'`lr_schedule` must be None, "linear" or a function progress -> factor; got {schedule!r}.')
+    return schedule
+
+
 class PPOAgent:
     """A PPO agent: policy and value networks, workers that gather, and the update.
 
@@ -113,24 +141,22 @@ class PPOAgent:
         # Every argument is checked before anything is built.
         self.horizon = _positive_int("horizon", horizon)
         self.workers = _positive_int("workers", workers)
-        self.learning_rate = _number_in("learning_rate", learning_rate, 0.0, 10.0, low_inclusive=False)
-        self.discount = _number_in("discount", discount, 0.0, 1.0)
-        self.lam = _number_in("lam", lam, 0.0, 1.0)
-        self.clip = _number_in("clip", clip, 0.0, 10.0, low_inclusive=False)
-        self.c_entropy = _number_in("c_entropy", c_entropy, 0.0, 100.0)
-        self.c_value = _number_in("c_value", c_value, 0.0, 100.0)
-        self.gradient_clipping = None if gradient_clipping is None else _number_in("gradient_clipping", gradient_clipping, 0.0, math.inf, low_inclusive=False)
-        self.value_clip = None if value_clip is None else _number_in("value_clip", value_clip, 0.0, math.inf, low_inclusive=False)
-        if not (lr_schedule is None or lr_schedule == "linear" or callable(lr_schedule)):
-            raise ValueError(f'`lr_schedule` must be None, "linear" or a function progress -> factor; got {lr_schedule!r}.')
-        self.lr_schedule = lr_schedule
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise ValueError(f"`seed` must be None or a non-negative int, got {seed!r}.")
+        self.learning_rate = _checked_setting("learning_rate", learning_rate)
+        self.discount = _checked_setting("discount", discount)
+        self.lam = _checked_setting("lam", lam)
+        self.clip = _checked_setting("clip", clip)
+        self.c_entropy = _checked_setting("c_entropy", c_entropy)
+        self.c_value = _checked_setting("c_value", c_value)
+        self.gradient_clipping = _checked_setting("gradient_clipping", gradient_clipping)
+        self.value_clip = _checked_setting("value_clip", value_clip)
+        self.lr_schedule = _checked_schedule(lr_schedule)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32):
+            raise ValueError(f"`seed` must be None or an int in [0, 2**32 − 1] (what NumPy and TensorFlow accept), got {seed!r}.")
         self.seed = None if seed is None else int(seed)
-        if not callable(model_builder):
-            raise TypeError(f"model_builder must come from get_model_builder(...), got {model_builder!r}.")
+        _check_model_builder(model_builder)
         if not isinstance(env, TransformedEnv):
             env = make_env(env)
+        _check_cycle_fits_in_memory(self.horizon, self.workers, env.observation_space)
         self.env = env
         self.model_builder = model_builder
         self.distribution = get_distribution(env.action_space, distribution)
@@ -139,9 +165,10 @@ class PPOAgent:
         self._first_worker, self._local_workers = split_workers(self.workers, self.communicator.size, self.communicator.rank)
         self.transformers = [copy.deepcopy(transformer) for transformer in env.transformers]
         for transformer in self.transformers:
+            transformer.set_discount(self.discount)  # e.g. reward normalisation tracks returns with the agent's γ
             transformer.setup(env.observation_space, self._local_workers)
 
-        import keras  # TensorFlow loads here, not at package import
+        from dexterity_nb.common.quiet_import import keras  # TensorFlow loads here, not at package import
 
         if self.seed is not None:
             keras.utils.set_random_seed(self.seed)  # Python's random (used by custom gatherers), NumPy and TF
@@ -229,8 +256,12 @@ class PPOAgent:
         def values_of(observations):
             return tf.squeeze(value(observations), axis=-1)
 
-        def minibatch_gradients(data, indices):
-            """Loss, the 5 metrics and the gradient of one minibatch (``indices`` into the cycle's data)."""
+        def minibatch_gradients(data, indices, advantage_moments=None):
+            """Loss, the 5 metrics and the gradient of one minibatch (``indices`` into the cycle's data).
+
+            ``advantage_moments``: (mean, variance) of the whole minibatch's advantages when this
+            process holds only its share of it (MPI); ``None``: from the samples at ``indices``.
+            """
             observations, actions, old_log_probabilities, advantages, returns, old_values = (
                 tf.gather(array, indices) for array in data
             )
@@ -240,7 +271,8 @@ class PPOAgent:
                 log_probabilities = distribution.log_probability(actions, *parameters)
                 entropy = tf.reduce_mean(distribution.entropy(*parameters))
                 policy_loss = objectives.clipped_surrogate_loss(
-                    log_probabilities, old_log_probabilities, objectives.normalize_advantages(advantages), settings["clip"]
+                    log_probabilities, old_log_probabilities,
+                    objectives.normalize_advantages(advantages, moments=advantage_moments), settings["clip"]
                 )
                 predicted_values = tf.squeeze(value(observations, training=True), axis=-1)
                 value_loss = tf.cond(
@@ -255,12 +287,17 @@ class PPOAgent:
                 objectives.clip_fraction(log_probabilities, old_log_probabilities, settings["clip"]),
             ])
             gradients = tape.gradient(loss, variables)
-            gradients = [g if g is not None else tf.zeros_like(v) for g, v in zip(gradients, variables)]
+            unreached = [variable.path for gradient, variable in zip(gradients, variables) if gradient is None]
+            if unreached:  # known while tracing (or at every eager call): a network part the loss never uses
+                raise ValueError(
+                    f"The loss does not depend on the trainable weights {unreached}: they would never learn. "
+                    "Check that every layer of the model builder's networks leads to an output, or make the "
+                    "layer non-trainable (layer.trainable = False)."
+                )
             return loss, metrics, gradients
 
         def apply_gradients(gradients, norm=None):
-            gradients, _ = tf.clip_by_global_norm(gradients, settings["gradient_clipping"], use_norm=norm)
-            optimizer.apply(gradients, variables)
+            optimizer.apply(objectives.clip_by_global_norm(gradients, settings["gradient_clipping"], norm), variables)
 
         # autograph=False: the loop is written with tf.while_loop by hand, which makes tracing
         # (once per agent) about twice as fast as letting autograph convert every function called.
@@ -303,11 +340,13 @@ class PPOAgent:
         # Allreduce: this rank's flat gradient, then the update with the ranks' mean gradient.
         variable_sizes = [int(np.prod(variable.shape)) for variable in variables]
 
-        @tf.function(input_signature=[*data_signature, tf.TensorSpec((None,), tf.int32)], autograph=False)
-        def local_gradients(observations, actions, old_log_probabilities, advantages, returns, old_values, indices):
+        @tf.function(input_signature=[*data_signature, tf.TensorSpec((None,), tf.int32), tf.TensorSpec((2,), tf.float32)],
+                     autograph=False)
+        def local_gradients(observations, actions, old_log_probabilities, advantages, returns, old_values, indices,
+                            advantage_moments):
             """One flat float32 vector: this rank's gradient, then the 5 metrics, then the loss."""
             data = (observations, actions, old_log_probabilities, advantages, returns, old_values)
-            loss, metrics, gradients = minibatch_gradients(data, indices)
+            loss, metrics, gradients = minibatch_gradients(data, indices, (advantage_moments[0], advantage_moments[1]))
             flat = [tf.reshape(tf.cast(g, tf.float32), [-1]) for g in gradients]
             return tf.concat(flat + [tf.cast(metrics, tf.float32), tf.reshape(tf.cast(loss, tf.float32), [1])], axis=0)
 
@@ -361,8 +400,8 @@ class PPOAgent:
     # ------------------------------------------------------------------ public API
     def assign_gatherer(self, gatherer_class):
         """Use ``gatherer_class`` (a :class:`Gatherer` subclass) for every worker from now on."""
-        self.gatherer_class = check_gatherer_class(gatherer_class)
-        self.rollout.assign(gatherer_class)
+        self.rollout.assign(check_gatherer_class(gatherer_class))  # raises with the old gatherers in place
+        self.gatherer_class = gatherer_class
 
     def stop_drill(self):
         """Ask the running drill to end after its current cycle (safe from any thread or callback)."""
@@ -390,6 +429,11 @@ class PPOAgent:
         KeyboardInterrupt (the unfinished cycle is undone). ``drill_outcome`` says which.
         """
         n = _positive_int("n", n)
+        for name in _SETTINGS:  # they may have been changed since construction (agent.clip = 0.1)
+            _checked_setting(name, getattr(self, name), f"agent.{name}")
+        _checked_schedule(self.lr_schedule)
+        for transformer in self.transformers:
+            transformer.set_discount(self.discount)
         epochs = _positive_int("epochs", epochs)
         batch_size = _positive_int("batch_size", batch_size)
         samples = self.horizon * self.workers
@@ -407,10 +451,8 @@ class PPOAgent:
                     f"samples of the process with fewest workers (horizon × {self.workers // self.communicator.size} = "
                     f"{smallest}); use batch_size at most {smallest * self.communicator.size}."
                 )
-        callbacks = list(callbacks or [])
-        for callback in callbacks:
-            if not isinstance(callback, Callback):
-                raise TypeError(f"Callbacks must subclass dexterity_nb.agent.callbacks.Callback; got {callback!r}.")
+        callbacks = _checked_callbacks(callbacks)
+        learning_rates = [self._learning_rate_for(index, n) for index in range(n)]  # a bad schedule fails now
         if not self.communicator.is_root:
             callbacks, verbose = [], False  # with MPI only rank 0 prints, draws and runs callbacks
         if verbose and not any(getattr(callback, "replaces_text_log", False) for callback in callbacks):
@@ -420,15 +462,15 @@ class PPOAgent:
         self.drill_end_cycle = first_cycle + n
         self.drill_outcome = None
         self._stop_requested.clear()
-        for callback in callbacks:
-            callback.on_drill_begin(self)
         # With MPI, Ctrl-C becomes "stop after this cycle" on every rank; alone, a KeyboardInterrupt.
         with self.communicator.interrupts_stop(self.stop_drill):
             try:
+                for callback in callbacks:  # inside the guard: Ctrl-C here still ends the drill cleanly
+                    callback.on_drill_begin(self)
                 for index in range(n):
                     snapshot = self._snapshot()
                     try:
-                        stats = self._run_cycle(epochs, batch_size, self._learning_rate_for(index, n), callbacks)
+                        stats = self._run_cycle(epochs, batch_size, learning_rates[index], callbacks)
                     except BaseException:
                         self._restore(snapshot)
                         raise
@@ -454,10 +496,22 @@ class PPOAgent:
         return self.history
 
     def evaluate(self, n_episodes: int = 10, deterministic: bool = True, max_steps: int | None = None) -> EvaluationResult:
-        """Play ``n_episodes`` with frozen transformer statistics; report original returns."""
+        """Play ``n_episodes`` with frozen transformer statistics; report original returns.
+
+        ``max_steps`` ends an episode after that many steps; it is required for an env without a
+        time limit, whose episodes might otherwise never end.
+        """
         n_episodes = _positive_int("n_episodes", n_episodes)
+        max_steps = None if max_steps is None else _positive_int("max_steps", max_steps)
         if self._evaluation_env is None:
             self._evaluation_env = self.env.make_worker_env()
+        if max_steps is None and not _has_time_limit(self._evaluation_env):
+            raise ValueError(
+                f"{self._evaluation_env} has no time limit, so an evaluation episode might never end. Pass "
+                "max_steps (e.g. agent.evaluate(max_steps=1000)), or give the env a limit "
+                "(gymnasium.wrappers.TimeLimit, or max_episode_steps=... when registering it)."
+            )
+        self._policy_forward_refresh()  # the weights may have been set from outside since the last cycle
         env = self._evaluation_env
         rng = np.random.default_rng(self._evaluation_seed.spawn(1)[0])
         returns, lengths = [], []
@@ -476,10 +530,16 @@ class PPOAgent:
 
     def act(self, observation, deterministic: bool = False):
         """The action for one raw observation (transformer statistics are not updated)."""
+        self._policy_forward_refresh()  # ~0.2 ms: the weights may have been set from outside (set_weights, a copy)
         return self._choose(observation, deterministic, self._act_rng)
 
     def _choose(self, observation, deterministic, rng):
         states = np.asarray(observation, dtype=np.float32)[None]
+        if states.shape[1:] != self.env.observation_space.shape:
+            raise ValueError(
+                f"act takes one observation of shape {self.env.observation_space.shape}; got shape {states.shape[1:]}. "
+                "For several, call it once per observation."
+            )
         for transformer in self.transformers:
             states = transformer.transform_state(states, update=False)
         parameters = self._policy_forward(states)
@@ -500,26 +560,52 @@ class PPOAgent:
         return save_agent(self, path)
 
     @classmethod
-    def load(cls, path, env=None, gatherer=None, verbose: bool = False) -> "PPOAgent":
+    def load(cls, path, env=None, gatherer=None, lr_schedule=None, verbose: bool = False) -> "PPOAgent":
         """Rebuild a saved agent; it continues drilling from its saved cycle.
 
         Weights, optimizer state, transformer statistics, hyperparameters, history, gatherer and
         random streams are restored; an environment's internal state is not saved, so the workers
         start fresh episodes.
 
-        ``env`` and ``gatherer`` replace the saved ones when those cannot be rebuilt here
-        (an env made from an instance, a gatherer defined in another notebook).
+        The file is data and is trusted as data only: it names its transformers, distribution,
+        gatherer and model builder by registered names, which resolve only in the registries the
+        package and you filled in this process (``register_transformer``, ``register_distribution``,
+        ``register_gatherer``, ``register_model_builder``); its env only by an id gymnasium already
+        has registered here. A file is never a reason to import a module or run code. Anything the
+        file names that is not registered here, or cannot hold, is a ``CheckpointError`` that says
+        what to register or which of these arguments to pass:
+
+        Args:
+            path: the file written by ``save`` (or a folder holding exactly one ``.npz``).
+            env: replaces the saved env, e.g. one made from an instance, or from an id of a module you
+                imported yourself. It must have the saved transformers (same classes and configs, in
+                order), whose saved statistics it takes over; a plain gymnasium env or id is fine for
+                an agent saved without transformers.
+            gatherer: replaces the saved gatherer class (one defined in another notebook, or not
+                registered here).
+            lr_schedule: the function of an agent saved with a custom ``lr_schedule`` (required then,
+                since a file cannot hold a function); given for another file, it replaces the saved schedule.
+            verbose: print set-up messages.
+
+        A damaged or edited file raises ``CheckpointError`` naming the field or array, before
+        anything is built.
         """
         from dexterity_nb.agent.checkpoint import load_agent
 
-        return load_agent(cls, path, env=env, gatherer=gatherer, verbose=verbose)
+        return load_agent(cls, path, env=env, gatherer=gatherer, lr_schedule=lr_schedule, verbose=verbose)
 
     def hyperparameters(self) -> dict:
+        """The constructor's hyperparameters, as saved with the agent.
+
+        A custom ``lr_schedule`` function appears as ``"custom"``: a file cannot hold a function, so
+        ``PPOAgent.load`` then asks for it (``lr_schedule=``) rather than falling back to another rate.
+        """
+        custom = self.lr_schedule is not None and not isinstance(self.lr_schedule, str)
         return {
             "horizon": self.horizon, "workers": self.workers, "learning_rate": self.learning_rate,
             "discount": self.discount, "lam": self.lam, "clip": self.clip, "c_entropy": self.c_entropy,
             "c_value": self.c_value, "gradient_clipping": self.gradient_clipping,
-            "lr_schedule": self.lr_schedule if self.lr_schedule in (None, "linear") else None,
+            "lr_schedule": "custom" if custom else self.lr_schedule,
             "seed": self.seed, "value_clip": self.value_clip,
         }
 
@@ -532,12 +618,23 @@ class PPOAgent:
         if self.lr_schedule is None:
             return self.learning_rate
         progress = index / total
-        factor = 1.0 - progress if self.lr_schedule == "linear" else float(self.lr_schedule(progress))
-        return self.learning_rate * factor
+        if self.lr_schedule == "linear":
+            return self.learning_rate * (1.0 - progress)
+        factor = self.lr_schedule(progress)
+        if isinstance(factor, bool) or not isinstance(factor, (int, float, np.integer, np.floating)) or not (
+            math.isfinite(factor) and 0 <= factor * self.learning_rate <= 10.0
+        ):
+            raise ValueError(
+                f"`lr_schedule({progress:g})` returned {factor!r}; it must return a finite factor ≥ 0 "
+                f"(the learning rate is learning_rate × factor = {self.learning_rate:g} × factor, at most 10): "
+                "a negative rate would climb the loss instead of descending it."
+            )
+        return self.learning_rate * float(factor)
 
     def _run_cycle(self, epochs, batch_size, learning_rate, callbacks=()) -> dict:
         start = time.perf_counter()
         statistics_base = self.communicator.statistics_state(self.transformers)
+        self._policy_forward_refresh()  # also picks up weights set from outside the drill (a callback, a copy)
         trajectories = self.rollout.gather(self._policy_forward, self.horizon)
         self.communicator.merge_statistics(self.transformers, statistics_base)  # with MPI: exact merge over ranks
         for callback in callbacks:
@@ -610,7 +707,6 @@ class PPOAgent:
                 f"The agent was restored to the end of cycle {self.cycle}. Try a lower learning_rate, check the "
                 "environment's rewards and observations for nan/inf, or add a RewardNormalizationTransformer."
             )
-        self._policy_forward_refresh()
         return [float(value) for value in metrics.numpy()], int(completed)
 
     def _optimize_distributed(self, observations, actions, old_log_probabilities, advantages, returns, old_values,
@@ -621,20 +717,28 @@ class PPOAgent:
         metrics travel in one contiguous float32 buffer through one Allreduce (mean over ranks);
         every rank then clips and applies that mean gradient, so the weights stay equal. Since each
         rank's loss is a mean over equally many samples, the mean of the ranks' gradients is the
-        gradient over the whole minibatch, except that advantages are normalised over each rank's
-        share. All ranks run as many minibatches per epoch as the rank with the fewest workers.
+        gradient over the whole minibatch. Advantages are normalised with the whole minibatch's
+        mean and variance, which two small Allreduces per cycle give every rank before the first
+        minibatch (:func:`~dexterity_nb.common.mpi.share_means`). All ranks run as many minibatches
+        per epoch as the rank with the fewest workers.
         """
         import tensorflow as tf
+
+        from dexterity_nb.common.mpi import minibatch_shares, share_means, share_squared_deviations
 
         size = self.communicator.size
         share = local_batch_size(int(batch_size), size)
         batches_per_epoch = self.horizon * (self.workers // size) // share
+        shares = minibatch_shares(advantages, permutations, share, batches_per_epoch)
+        means = self.communicator.average(np.ascontiguousarray(share_means(shares), dtype=np.float32))
+        variances = self.communicator.average(np.ascontiguousarray(share_squared_deviations(shares, means), dtype=np.float32))
         data = [tf.constant(array) for array in (observations, actions, old_log_probabilities, advantages, returns, old_values)]
         metric_sums, completed = np.zeros(5), 0
-        for permutation in permutations:
+        for epoch, permutation in enumerate(permutations):
             for batch in range(batches_per_epoch):
                 indices = tf.constant(permutation[batch * share:(batch + 1) * share])
-                buffer = np.array(self._local_gradients(*data, indices), dtype=np.float32)  # [gradients, 5 metrics, loss]
+                moments = tf.constant([means[epoch, batch], variances[epoch, batch]], dtype=tf.float32)
+                buffer = np.array(self._local_gradients(*data, indices, moments), dtype=np.float32)  # [gradients, 5 metrics, loss]
                 self.communicator.average(buffer)
                 if not np.all(np.isfinite(buffer)):  # the same verdict on every rank: the buffer is the same
                     return tf.constant(metric_sums / max(completed, 1), tf.float32), completed, False
@@ -644,6 +748,11 @@ class PPOAgent:
         return tf.constant(metric_sums / max(completed, 1), tf.float32), completed, True
 
     def _policy_forward_refresh(self):
+        """Copy the policy's current weights into the NumPy mirror (if gathering uses one).
+
+        Called before every use (a cycle's gathering, ``evaluate``, ``act``), not after updates,
+        because weights can also change from outside: ``agent.policy.set_weights(...)``, a callback.
+        """
         if hasattr(self._policy_forward, "refresh"):
             self._policy_forward.refresh()
 
@@ -654,7 +763,7 @@ class PPOAgent:
         """
         values = {
             "learning_rate": learning_rate, "clip": self.clip, "c_entropy": self.c_entropy, "c_value": self.c_value,
-            "gradient_clipping": self.gradient_clipping if self.gradient_clipping is not None else 3.0e38,
+            "gradient_clipping": self.gradient_clipping if self.gradient_clipping is not None else 0.0,  # 0: no clipping
             "value_clip": self.value_clip if self.value_clip is not None else 0.0,
         }
         for name, value in values.items():
@@ -698,3 +807,68 @@ def _unique_variables(variables):
             seen.add(id(variable))
             unique.append(variable)
     return unique
+
+
+def _check_model_builder(model_builder):
+    from dexterity_nb.models import get_model_builder, register_model_builder
+
+    if model_builder is get_model_builder or model_builder is register_model_builder or isinstance(model_builder, type):
+        name = getattr(model_builder, "__name__", repr(model_builder))
+        raise TypeError(
+            f"`model_builder` got {name} itself; pass the builder it returns, e.g. "
+            'PPOAgent(get_model_builder("simple", "ffn"), env).'
+        )
+    if not callable(model_builder):
+        raise TypeError(f'`model_builder` must come from get_model_builder(...), e.g. get_model_builder("simple", "ffn"); got {model_builder!r}.')
+
+
+def _cycle_bytes(samples: int, observation_size: int) -> int:
+    """Rough memory of one cycle: observations and next observations as gathered and again for
+    the value pass (float32), plus ~20 float64/float32 numbers per sample (rewards, advantages…)."""
+    return samples * (4 * 4 * observation_size + 160)
+
+
+def _check_cycle_fits_in_memory(horizon, workers, observation_space):
+    observation_size = int(np.prod(getattr(observation_space, "shape", None) or (1,)))
+    needed = _cycle_bytes(horizon * workers, observation_size)
+    try:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, AttributeError, OSError):
+        return
+    if needed > available:
+        raise ValueError(
+            f"`horizon` × `workers` = {horizon} × {workers} = {horizon * workers:,} samples per cycle would need about "
+            f"{needed / 2**30:,.0f} GiB of memory; this machine has {available / 2**30:.0f} GiB. Use a smaller "
+            "horizon (typical: 32–2048) or fewer workers."
+        )
+
+
+def _checked_callbacks(callbacks) -> list:
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        raise TypeError(f"`callbacks` must be a list; got one {type(callbacks).__name__}: wrap it, callbacks=[...].")
+    if isinstance(callbacks, type) and issubclass(callbacks, Callback):
+        raise TypeError(f"`callbacks` must be a list of instances; got the class {callbacks.__name__}: use callbacks=[{callbacks.__name__}()].")
+    try:
+        callbacks = list(callbacks)
+    except TypeError:
+        raise TypeError(f"`callbacks` must be a list of Callback instances, e.g. callbacks=[LiveDashboard()]; got {callbacks!r}.") from None
+    for callback in callbacks:
+        if isinstance(callback, type) and issubclass(callback, Callback):
+            raise TypeError(f"`callbacks` holds the class {callback.__name__}; pass an instance: {callback.__name__}().")
+        if not isinstance(callback, Callback):
+            raise TypeError(f"Callbacks must subclass dexterity_nb.agent.callbacks.Callback; got {callback!r} in `callbacks`.")
+    return callbacks
+
+
+
+def _has_time_limit(env) -> bool:
+    """True if ``env`` (or a wrapper inside it) ends episodes after a fixed number of steps."""
+    if env.spec is not None and env.spec.max_episode_steps is not None:
+        return True
+    while env is not None:
+        if isinstance(env, gymnasium.wrappers.TimeLimit):
+            return True
+        env = getattr(env, "env", None)
+    return False

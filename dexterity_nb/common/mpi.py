@@ -52,6 +52,9 @@ __all__ = [
     "local_batch_size",
     "moments_since",
     "merge_new_moments",
+    "minibatch_shares",
+    "share_means",
+    "share_squared_deviations",
     "run_or_abort",
     "install_excepthook",
 ]
@@ -154,6 +157,31 @@ def merge_new_moments(base, new_moments):
         new_count = int(new_count) if new_count.is_integer() else new_count
         count, mean, var = merge_moments(count, mean, var, new_count, new_mean, new_var)
     return count, np.array(mean, dtype=np.float64), np.array(var, dtype=np.float64)
+
+
+def minibatch_shares(values, permutations, share: int, batches_per_epoch: int) -> np.ndarray:
+    """This rank's samples of every minibatch of a cycle: shape ``(epochs, batches_per_epoch, share)``.
+
+    Minibatch b of epoch e takes ``permutations[e, b·share:(b+1)·share]`` of this rank's samples,
+    as the update does, so the moments below describe exactly the samples each gradient sees.
+    """
+    indices = np.asarray(permutations)[:, : batches_per_epoch * share].reshape(len(permutations), batches_per_epoch, share)
+    return np.asarray(values, dtype=np.float64)[indices]
+
+
+def share_means(shares) -> np.ndarray:
+    """μ_k, each minibatch's mean over this rank's share. With K equal shares, μ = mean_k μ_k."""
+    return np.asarray(shares).mean(axis=-1)
+
+
+def share_squared_deviations(shares, means) -> np.ndarray:
+    """mean_j (A_kj − μ)² over this rank's share, around the minibatch mean μ over all ranks.
+
+    With K equal shares the minibatch's population variance is σ² = mean_k of these. Taking the
+    deviations from the common μ (a second exchange, once per cycle) instead of E[A²] − μ² keeps
+    float32 from cancelling when |μ| ≫ σ.
+    """
+    return np.square(np.asarray(shares) - np.asarray(means)[..., None]).mean(axis=-1)
 
 
 def _combine_cycles(per_rank: list) -> dict:

@@ -19,7 +19,8 @@ Beta           α ``(B, d)``, β ``(B, d)`` (> 1)     ``float`` vector inside th
 =============  ===================================  =============================================
 
 To add a distribution, subclass :class:`Distribution`, implement the five methods and
-``build_heads``, and register it in ``DISTRIBUTIONS``.
+``build_heads``, give it a ``name``, and register it with :func:`register_distribution`
+(``get_distribution`` and ``PPOAgent.load`` find distributions by that name, and only there).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import math
 import gymnasium
 import numpy as np
 
-__all__ = ["Distribution", "Categorical", "Gaussian", "Beta", "DISTRIBUTIONS", "get_distribution"]
+__all__ = ["Distribution", "Categorical", "Gaussian", "Beta", "DISTRIBUTIONS", "register_distribution", "get_distribution"]
 
 _LOG_TWO_PI = math.log(2.0 * math.pi)
 
@@ -45,7 +46,10 @@ def _accepts_eager_tensors(method):
 
     A custom gatherer may pass a tensor for one action per step (the founding tutorial does);
     a dozen eager TensorFlow ops would cost ~0.3 ms there, the NumPy formula a few µs. Inside a
-    compiled function the tensors are symbolic and the TensorFlow formula runs as written.
+    compiled function the tensors are symbolic and the TensorFlow formula runs as written; so it
+    does whenever a ``GradientTape`` is recording (the update under
+    ``tf.config.run_functions_eagerly(True)``, or a learner's own eager experiment), since a
+    detour through NumPy would cut the gradient.
     """
 
     @functools.wraps(method)
@@ -56,12 +60,21 @@ def _accepts_eager_tensors(method):
             return method(self, *arrays)
         import tensorflow as tf
 
-        if not tf.executing_eagerly():
+        if not tf.executing_eagerly() or _gradient_tape_may_record():
             return method(self, *arrays)
         result = method(self, *[array.numpy() if _is_tensor(array) else array for array in arrays])
         return tf.constant(result, dtype=tf.float32)
 
     return wrapper
+
+
+def _gradient_tape_may_record() -> bool:
+    """True if a ``tf.GradientTape`` could be recording now (then only TensorFlow ops may run)."""
+    try:
+        from tensorflow.python.eager import record  # no public equivalent in TensorFlow 2.21
+    except ImportError:  # moved in another TensorFlow version: keep gradients, lose only speed
+        return True
+    return record.could_possibly_record()
 
 
 class _NumpyMath:
@@ -88,7 +101,7 @@ class _NumpyMath:
 
     @staticmethod
     def digamma(value):
-        import tensorflow as tf  # the only NumPy formula without a NumPy function; entropy is not on the hot path
+        from dexterity_nb.common.quiet_import import tensorflow as tf  # the only NumPy formula without a NumPy function; entropy is not on the hot path
         return tf.math.digamma(tf.constant(value, dtype=tf.float64)).numpy()
 
 
@@ -96,7 +109,7 @@ class _TensorMath:
     """The same functions on TensorFlow tensors (imported on first use)."""
 
     def __init__(self):
-        import tensorflow as tf
+        from dexterity_nb.common.quiet_import import tensorflow as tf
 
         self.tf = tf
         self.log, self.exp, self.square = tf.math.log, tf.math.exp, tf.math.square
@@ -377,6 +390,20 @@ class Beta(_BoxDistribution):
 
 
 DISTRIBUTIONS = {"categorical": Categorical, "gaussian": Gaussian, "beta": Beta}
+
+
+def register_distribution(cls, overwrite: bool = False):
+    """Register a :class:`Distribution` subclass under its ``name`` attribute.
+
+    The name is what ``get_distribution(action_space, name)`` accepts and what a saved agent
+    stores: ``PPOAgent.load`` finds the class here and only here (a file never makes dexterity_nb
+    import a module). Returns ``cls``, so it also works as a decorator. A name taken by another
+    class raises (a subclass inherits its parent's ``name``: give it its own), unless
+    ``overwrite=True`` or the class is the same cell's class redefined (same module and qualname).
+    """
+    from dexterity_nb.common.registry import register_class
+
+    return register_class(DISTRIBUTIONS, cls, getattr(cls, "name", None), Distribution, overwrite, "distribution")
 
 
 def get_distribution(action_space, distribution=None, **options) -> Distribution:

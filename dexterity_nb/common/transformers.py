@@ -14,6 +14,7 @@ Two modes:
 To write your own, subclass :class:`BaseTransformer` and override ``transform_state`` and/or
 ``transform_reward``; put running statistics in :class:`RunningMeanStd` attributes listed by
 ``running_statistics()`` so that they merge across processes and are saved with the agent.
+Register it with :func:`register_transformer` so that a saved agent can name it when loading.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "StateNormalizationTransformer",
     "RewardNormalizationTransformer",
     "TRANSFORMERS",
+    "register_transformer",
     "resolve_transformer",
 ]
 
@@ -105,6 +107,9 @@ class BaseTransformer:
     ``rewards`` and ``episode_ends`` are ``(workers,)``.
     """
 
+    def set_discount(self, discount: float):
+        """The agent's discount γ, given before ``setup``: for transformers that track discounted returns."""
+
     def setup(self, observation_space, workers: int):
         """Called once the observation space and the number of workers are known."""
 
@@ -140,11 +145,22 @@ class StateNormalizationTransformer(BaseTransformer):
     """
 
     def __init__(self, clip: float = 10.0, epsilon: float = 1e-8):
+        for name, value in (("clip", clip), ("epsilon", epsilon)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0 < value < np.inf:
+                raise ValueError(f"StateNormalizationTransformer: `{name}` must be a positive finite number, got {value!r}.")
         self.clip = float(clip)
         self.epsilon = float(epsilon)
         self.statistics = None
 
     def setup(self, observation_space, workers):
+        import gymnasium
+
+        if not isinstance(observation_space, gymnasium.spaces.Box):  # a mean of a Dict or of category ids means nothing
+            raise TypeError(
+                f"StateNormalizationTransformer normalises Box observations; got {observation_space}. Flatten them into "
+                "a Box first, e.g. make_env(lambda: gymnasium.wrappers.FlattenObservation(gymnasium.make(...)), "
+                'transformers=["state"]) (Dict and Tuple are concatenated, Discrete becomes one-hot), or leave out "state".'
+            )
         if self.statistics is None:
             self.statistics = RunningMeanStd(observation_space.shape)
 
@@ -171,17 +187,29 @@ class RewardNormalizationTransformer(BaseTransformer):
     so the sign of every reward, and what the task asks for, stay the same.
 
     Args:
-        discount: γ of the tracked return; use the agent's discount. Typical: 0.99.
+        discount: γ of the tracked return. ``None`` (default): the agent's discount, so the scale
+            matches the returns the agent optimises (0.99 outside an agent).
         clip: c, the bound after scaling. Typical: 10.
         epsilon: ε, keeps the division finite. Typical: 1e-8.
     """
 
-    def __init__(self, discount: float = 0.99, clip: float = 10.0, epsilon: float = 1e-8):
-        self.discount = float(discount)
+    def __init__(self, discount: float | None = None, clip: float = 10.0, epsilon: float = 1e-8):
+        if discount is not None and (isinstance(discount, bool) or not isinstance(discount, (int, float, np.integer, np.floating))
+                                     or not 0.0 <= discount <= 1.0):
+            raise ValueError(f"RewardNormalizationTransformer: `discount` must be None (the agent's) or in [0, 1], got {discount!r}.")
+        for name, value in (("clip", clip), ("epsilon", epsilon)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0 < value < np.inf:
+                raise ValueError(f"RewardNormalizationTransformer: `{name}` must be a positive finite number, got {value!r}.")
+        self.requested_discount = None if discount is None else float(discount)
+        self.discount = 0.99 if discount is None else float(discount)
         self.clip = float(clip)
         self.epsilon = float(epsilon)
         self.statistics = RunningMeanStd(())
         self.returns = None  # per-worker discounted return, shape (workers,)
+
+    def set_discount(self, discount):
+        if self.requested_discount is None:
+            self.discount = float(discount)
 
     def setup(self, observation_space, workers):
         self.returns = np.zeros(workers, dtype=np.float64)
@@ -205,7 +233,7 @@ class RewardNormalizationTransformer(BaseTransformer):
         return {"return": self.statistics}
 
     def config(self):
-        return {"discount": self.discount, "clip": self.clip, "epsilon": self.epsilon}
+        return {"discount": self.requested_discount, "clip": self.clip, "epsilon": self.epsilon}
 
 
 TRANSFORMERS = {
@@ -216,6 +244,20 @@ TRANSFORMERS = {
 }
 
 
+def register_transformer(cls, name: str | None = None, overwrite: bool = False):
+    """Register a :class:`BaseTransformer` subclass under ``name`` (default: its class name).
+
+    A registered name works in ``make_env(..., transformers=[name])``, and it is how a saved agent
+    names its transformers: ``PPOAgent.load`` finds them here and only here (a file never makes
+    dexterity_nb import a module). Returns ``cls``, so it also works as a decorator.
+    A name taken by another class raises, unless ``overwrite=True`` or the class is the same
+    cell's class redefined (same module and qualname).
+    """
+    from dexterity_nb.common.registry import register_class
+
+    return register_class(TRANSFORMERS, cls, name, BaseTransformer, overwrite, "transformer")
+
+
 def resolve_transformer(spec) -> BaseTransformer:
     """Turn a transformer class, instance or name ("state", "reward") into an instance."""
     if isinstance(spec, BaseTransformer):
@@ -224,12 +266,13 @@ def resolve_transformer(spec) -> BaseTransformer:
         return spec()
     if isinstance(spec, str):
         if spec not in TRANSFORMERS:
+            known = ", ".join(repr(name) for name in sorted(TRANSFORMERS))
             raise ValueError(
-                f"Unknown transformer {spec!r}. Known names: {', '.join(sorted(TRANSFORMERS))}; "
-                "or pass a BaseTransformer subclass or instance."
+                f"Unknown transformer {spec!r} in `transformers`. Known names: {known}; "
+                "or pass a BaseTransformer subclass or instance, e.g. transformers=[\"state\", \"reward\"]."
             )
         return TRANSFORMERS[spec]()
     raise TypeError(
-        f"A transformer must be a BaseTransformer subclass, an instance of one, or a name "
-        f"({', '.join(sorted(TRANSFORMERS))}); got {spec!r}."
+        f"Each of `transformers` must be a BaseTransformer subclass, an instance of one, or a name "
+        f"({', '.join(repr(name) for name in sorted(TRANSFORMERS))}); got {spec!r}."
     )

@@ -81,15 +81,21 @@ def make_env(env, transformers=(), seed: int | None = None, **gym_kwargs) -> Tra
     Args:
         env: a registered id (``"CartPole-v1"``), a gymnasium env instance (each worker gets a
             deep copy), or a zero-argument callable that returns a new env.
-        transformers: classes, instances or names (``"state"``, ``"reward"``) of
-            :mod:`dexterity_nb.common.transformers`, applied in order.
-        seed: seed of the first ``reset``; the agent seeds its workers from its own ``seed``.
+        transformers: a list of classes, instances or names (``"state"``, ``"reward"``) of
+            :mod:`dexterity_nb.common.transformers`, applied in order: ``["state"]``, not ``"state"``.
+        seed: ``None`` or an int in [0, 2³² − 1], the seed of the first ``reset``; the agent seeds
+            its workers from its own ``seed``.
         **gym_kwargs: passed to ``gymnasium.make`` (for example ``render_mode="rgb_array"``).
 
     Returns:
         a :class:`TransformedEnv`.
+
+    Raises:
+        gymnasium.error.DependencyNotInstalled: the env needs an optional package (Box2D for
+            ``LunarLander-v3``); the message names the extra to install.
     """
-    instances = [resolve_transformer(t) for t in transformers]
+    instances = [resolve_transformer(t) for t in _check_transformers(transformers)]
+    seed = _check_seed(seed)
     if isinstance(env, TransformedEnv):
         raise TypeError("This env is already made by make_env; pass its id or the plain gymnasium env.")
     if isinstance(env, str):
@@ -113,4 +119,50 @@ def make_env(env, transformers=(), seed: int | None = None, **gym_kwargs) -> Tra
         factory, recipe = env, None
     else:
         raise TypeError(f"env must be a gymnasium id, a gymnasium.Env or a callable returning one; got {env!r}.")
-    return TransformedEnv(factory(), instances, factory, spec=recipe, seed=seed)
+    try:
+        first = factory()
+    except gymnasium.error.DependencyNotInstalled as error:
+        raise gymnasium.error.DependencyNotInstalled(_missing_dependency_message(env, error)) from error
+    return TransformedEnv(first, instances, factory, spec=recipe, seed=seed)
+
+
+def _check_transformers(transformers) -> list:
+    """``transformers`` as a list, refusing one transformer (or a name) passed without its list."""
+    single = isinstance(transformers, (str, BaseTransformer)) or (
+        isinstance(transformers, type) and issubclass(transformers, BaseTransformer))
+    try:
+        items = None if single else list(transformers)
+    except TypeError:
+        items = None
+    if items is None:
+        article = "an" if type(transformers).__name__[0] in "aeiou" else "a"
+        raise TypeError(
+            f"`transformers` must be a list of transformers (names, classes or instances), got "
+            f"{transformers!r} ({article} {type(transformers).__name__}). Put it in a list: "
+            'transformers=["state"], transformers=[StateNormalizationTransformer], or transformers=[] for none.'
+        )
+    return items
+
+
+def _check_seed(seed):
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= 2**32 - 1:
+        raise ValueError(
+            f"`seed` must be None or an int in [0, 2**32 − 1], got {seed!r}; for example make_env(\"CartPole-v1\", seed=0)."
+        )
+    return int(seed)  # gymnasium refuses NumPy integers
+
+
+# Optional dependencies of gymnasium's environments that this package offers as an extra in pyproject.toml.
+_EXTRAS = {"box2d": "box2d"}
+
+
+def _missing_dependency_message(env, error) -> str:
+    entry_point = str(gymnasium.registry[env].entry_point) if isinstance(env, str) and env in gymnasium.registry else ""
+    name = env if isinstance(env, str) else repr(env)
+    for package, extra in _EXTRAS.items():
+        if package in entry_point.lower() or package in str(error).lower():
+            return (f"{name} needs {package}, which is not installed here ({error}). Install it with dexterity_nb's "
+                    f"extra: `pip install -e '.[{extra}]'` in a checkout, or `pip install \"dexterity_nb[{extra}]\"`.")
+    return f"{name} needs a package that is not installed here: {error}"

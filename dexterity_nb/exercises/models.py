@@ -29,7 +29,7 @@ def check_model_builder(builder_function) -> bool:
     returns shape ``(batch, 1)``; with ``shared=True`` the two models share hidden layers, with
     ``shared=False`` they share none.
     """
-    import keras
+    from dexterity_nb.common.quiet_import import keras
 
     checker = Checker("model builder")
     for space_name, observation_space, distribution in _spaces():

@@ -19,6 +19,10 @@ and use it with ``get_model_builder("tiny", "ffn")``. Registering by name is wha
 
 from __future__ import annotations
 
+import difflib
+import inspect
+from collections.abc import Iterable
+from numbers import Integral
 from typing import Callable
 
 __all__ = ["get_model_builder", "register_model_builder", "ModelBuilder", "MODEL_BUILDERS", "build_feed_forward"]
@@ -62,13 +66,62 @@ def get_model_builder(model: str = "simple", model_type: str = "ffn", shared: bo
     Known: ``("simple", "ffn")`` two tanh layers of 64 units; ``("wide", "ffn")`` two of 256;
     ``("deep", "ffn")`` three of 64 with ReLU.
     """
+    for name, value in (("model", model), ("model_type", model_type)):
+        if not isinstance(value, str):
+            raise TypeError(f"`{name}` must be the name (a str) of a registered builder, e.g. "
+                            f'get_model_builder("simple", "ffn"); got {value!r}.')
     if (model, model_type) not in MODEL_BUILDERS:
         known = ", ".join(f"({name!r}, {kind!r})" for name, kind in sorted(MODEL_BUILDERS))
         raise ValueError(
             f"Unknown model builder ({model!r}, {model_type!r}). Known: {known}. "
             "Add your own with @register_model_builder(name, model_type)."
         )
+    if not isinstance(shared, bool):  # bool("no") would be True
+        raise TypeError(f"`shared` must be True or False, got {shared!r}.")
+    function = MODEL_BUILDERS[(model, model_type)]
+    _check_options(model, model_type, function, options)
+    if "hidden_units" in options and function in (build_simple, build_wide, build_deep):
+        _check_hidden_units(options["hidden_units"])
     return ModelBuilder(model, model_type, shared, options)
+
+
+def _check_options(model, model_type, function, options):
+    """Refuse an option the builder function would only reject when the networks are built."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):  # no signature to read (a builtin): let the call decide
+        return
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters):
+        return
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    accepted = [parameter.name for parameter in parameters[3:] if parameter.kind in keyword]
+    for option in options:
+        if option not in accepted:
+            close = difflib.get_close_matches(option, accepted, n=1)
+            hint = f" Did you mean `{close[0]}`?" if close else ""
+            raise TypeError(
+                f"The model builder ({model!r}, {model_type!r}) has no option `{option}`; it accepts: "
+                f"{', '.join(accepted) or 'no options'}.{hint}"
+            )
+
+
+def _check_hidden_units(hidden_units) -> tuple:
+    """``hidden_units`` as a tuple of positive ints (one per hidden layer), or an error saying what came."""
+    expected = "`hidden_units` must be a non-empty sequence of positive ints, one per hidden layer"
+    example = "for example hidden_units=(64, 64) for two layers of 64 units"
+    if isinstance(hidden_units, (str, bytes)) or not isinstance(hidden_units, Iterable):
+        kind = type(hidden_units).__name__
+        raise TypeError(f"{expected}, got {hidden_units!r} ({'an' if kind[0] in 'aeiou' else 'a'} {kind}); {example}"
+                        + (f", or hidden_units=({hidden_units},) for one." if isinstance(hidden_units, Integral) else "."))
+    units = tuple(hidden_units)
+    if not units:
+        raise ValueError(f"{expected}, got {hidden_units!r} (no layers); {example}.")
+    for unit in units:
+        if isinstance(unit, bool) or not isinstance(unit, Integral):
+            raise TypeError(f"{expected}, got {hidden_units!r}: {unit!r} is not an int; {example}.")
+        if unit <= 0:
+            raise ValueError(f"{expected}, got {hidden_units!r}: a layer of {unit} units; {example}.")
+    return tuple(int(unit) for unit in units)
 
 
 def build_feed_forward(observation_space, distribution, shared, hidden_units=(64, 64), activation="tanh"):
@@ -77,16 +130,14 @@ def build_feed_forward(observation_space, distribution, shared, hidden_units=(64
     The policy heads come from ``distribution.build_heads`` and start near zero (gain 0.01),
     so the first policy is close to uniform: a good start for exploration.
     """
-    import keras
+    from dexterity_nb.common.quiet_import import keras
 
     if len(getattr(observation_space, "shape", ()) or ()) == 0:
         raise TypeError(
             f"Feed-forward builders take Box observations; got {observation_space}. "
             "Wrap the env with gymnasium.wrappers (e.g. FlattenObservation) first."
         )
-    hidden_units = tuple(int(units) for units in hidden_units)
-    if not hidden_units or min(hidden_units) <= 0:
-        raise ValueError(f"hidden_units must be a non-empty sequence of positive ints, got {hidden_units}.")
+    hidden_units = _check_hidden_units(hidden_units)
 
     def trunk(inputs, prefix):
         features = keras.layers.Flatten(name=f"{prefix}_flatten")(inputs) if len(observation_space.shape) > 1 else inputs

@@ -1,6 +1,6 @@
 """Keras layers the model builders need beyond Keras's own."""
 
-import keras
+from dexterity_nb.common.quiet_import import keras
 from keras import ops
 
 

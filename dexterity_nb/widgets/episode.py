@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import sys
 
 import numpy as np
 
@@ -26,6 +28,20 @@ def _png(frame: np.ndarray, width: int) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(small).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def _prefer_offscreen_video():
+    """On Linux with no display, name SDL's "offscreen" video driver before pygame renders.
+
+    gymnasium's `rgb_array` rendering initialises pygame's display. With neither DISPLAY nor
+    WAYLAND_DISPLAY set, SDL probes X11, then Wayland (whose library prints "error:
+    XDG_RUNTIME_DIR is invalid or not set in the environment." to stderr), and settles on
+    "offscreen" anyway: naming it skips the failing probes, and the frames are the same. A
+    display, or the user's own SDL_VIDEODRIVER, leaves SDL's choice alone.
+    """
+    if sys.platform.startswith("linux") and not any(
+            os.environ.get(name) for name in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY")):
+        os.environ["SDL_VIDEODRIVER"] = "offscreen"
 
 
 def _render_env(agent, env):
@@ -59,6 +75,7 @@ def record_episode(agent, env=None, max_frames: int = 300, width: int = 360,
     """
     if max_frames < 2:
         raise ValueError(f"max_frames must be at least 2, got {max_frames}")
+    _prefer_offscreen_video()
     env = _render_env(agent, env)
     observation, _ = env.reset(seed=seed)
     frames, stride, total_return, length = [_png(env.render(), width)], 1, 0.0, 0

@@ -3,14 +3,15 @@ import pytest
 
 from dexterity_nb.agent import checkpoint
 from dexterity_nb.agent.checkpoint import CheckpointError
-from dexterity_nb.agent.gather import Gatherer
+from dexterity_nb.agent.gather import Gatherer, register_gatherer
 from dexterity_nb.agent.ppo_agent import PPOAgent
 from dexterity_nb.common.wrappers import make_env
 from dexterity_nb.models import get_model_builder
 
 
+@register_gatherer
 class SavedGatherer(Gatherer):
-    """A module-level gatherer, so it can be imported back by path."""
+    """A registered gatherer: a saved agent names it, and loading finds it in the registry."""
 
 
 def trained_agent():
@@ -86,10 +87,10 @@ def test_bad_files_give_clear_errors(tmp_path):
         PPOAgent.load(other)
 
 
-def test_unimportable_gatherer_names_the_fix(tmp_path):
+def test_unregistered_gatherer_names_the_fix(tmp_path):
     agent = trained_agent()
     agent.gatherer_class = type("Local", (Gatherer,), {"__module__": "no_such_module_here"})
     path = agent.save(tmp_path / "agent.npz")
-    with pytest.raises(CheckpointError, match=r"gatherer=YourGatherer"):
+    with pytest.raises(CheckpointError, match=r"register_gatherer\(Local\).*PPOAgent.load\(path, gatherer=Local\)"):
         PPOAgent.load(path)
     assert PPOAgent.load(path, gatherer=Gatherer).gatherer_class is Gatherer

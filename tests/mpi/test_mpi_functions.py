@@ -181,3 +181,26 @@ def test_communicator_over_one_process_is_the_identity():
     (weights,) = communicator.broadcast_arrays([np.arange(6, dtype=np.float32).reshape(2, 3)])
     np.testing.assert_array_equal(weights, np.arange(6, dtype=np.float32).reshape(2, 3))
     assert weights.dtype == np.float32
+
+
+def test_minibatch_moments_from_equal_shares_equal_numpy_over_the_whole_minibatch():
+    # K ranks each hold `share` samples of every minibatch; normalising each share with its own
+    # moments (as the MPI path once did) is not what one process computes over the whole minibatch.
+    rng = np.random.default_rng(3)
+    ranks, samples, share, epochs = 3, 40, 8, 2
+    advantages = [rng.normal(50.0 * rank, 1.0 + rank, samples) for rank in range(ranks)]  # |μ| ≫ σ on purpose
+    permutations = [np.stack([rng.permutation(samples) for _ in range(epochs)]) for _ in range(ranks)]
+    shares = [mpi.minibatch_shares(a, p, share, samples // share) for a, p in zip(advantages, permutations)]
+    means = np.mean([mpi.share_means(s) for s in shares], axis=0).astype(np.float32)  # what Allreduce-mean gives
+    variances = np.mean([mpi.share_squared_deviations(s, means) for s in shares], axis=0)
+    whole = np.concatenate(shares, axis=-1)  # (epochs, batches, ranks · share)
+    np.testing.assert_allclose(means, whole.mean(axis=-1), rtol=1e-6)
+    np.testing.assert_allclose(variances, whole.var(axis=-1), rtol=1e-5)
+
+    from dexterity_nb.agent.objectives import normalize_advantages
+
+    first = whole[0, 0]
+    normalized_whole = normalize_advantages(first).numpy()
+    normalized_share = normalize_advantages(shares[1][0, 0], moments=(means[0, 0], variances[0, 0])).numpy()
+    np.testing.assert_allclose(normalized_share, normalized_whole[share:2 * share], rtol=1e-4, atol=1e-4)
+    assert not np.allclose(normalize_advantages(shares[1][0, 0]).numpy(), normalized_share, atol=1e-2)

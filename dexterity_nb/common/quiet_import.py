@@ -1,0 +1,131 @@
+"""TensorFlow and Keras without TensorFlow's start-up log lines.
+
+Use it wherever the package may be the first to load TensorFlow::
+
+    from dexterity_nb.common.quiet_import import tensorflow as tf
+    from dexterity_nb.common.quiet_import import keras
+
+Each name is imported on first use (importing this module loads no TensorFlow), and the result
+is the real module, exactly as ``import tensorflow as tf`` gives it.
+
+Why: TensorFlow 2.21's C++ libraries write INFO lines to the process's stderr while they load
+("oneDNN custom operations are on", "Could not find cuda drivers", the CPU-instructions note),
+even with ``TF_CPP_MIN_LOG_LEVEL=3`` (absl is not initialised yet), and a notebook shows them
+as a red block on a learner's first screen. Being C++, they bypass ``sys.stderr``, so the first import points file
+descriptor 2 at a temporary file, then restores it and writes back every captured line that is
+not one of :data:`KNOWN_START_UP_LINES` (a Python warning, an unexpected C++ error). Inside
+ipykernel, fd 2 is the kernel's own pipe, and restoring it keeps later output flowing to the
+notebook. Once TensorFlow is loaded, this is a plain import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+import tempfile
+import threading
+
+__all__ = ["KNOWN_START_UP_LINES", "drop_start_up_lines", "import_quietly"]
+
+# (severity, C++ source file, start of the message): matched on the message, not the line
+# number, which changes between releases.
+_ONEDNN = ("I", "port.cc", "oneDNN custom operations are on.")
+_NO_CUDA_DRIVER = ("I", "cudart_stub.cc", "Could not find cuda drivers on your machine")
+_CPU_FEATURES = ("I", "cpu_feature_guard.cc", "This TensorFlow binary is optimized to use available CPU instructions")
+_CPU_FEATURES_SECOND_LINE = "To enable the following instructions:"
+# Noise once TensorFlow has said there is no CUDA driver; with a driver it is a real error.
+_CUINIT_FAILED = ("E", "cuda_platform.cc", "failed call to cuInit")
+_ABSL_NOTICE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+
+#: The lines TensorFlow writes at start-up on a machine without a GPU (besides absl's notice).
+KNOWN_START_UP_LINES = (_ONEDNN, _NO_CUDA_DRIVER, _CPU_FEATURES)
+
+# absl's format: "I0000 00:00:1795630445.554896    5738 port.cc:153] message".
+_LOG_LINE = re.compile(r"(?P<severity>[IWEF])\d{4} [\d:.]+\s+\d+ (?P<source>[\w.\-]+):\d+\] (?P<message>.*)")
+
+_LAZY_MODULES = ("tensorflow", "keras")
+_lock = threading.RLock()
+
+
+def _is(text: str, known: tuple) -> bool:
+    """True if ``text`` is an absl log line with ``known``'s severity, source and message start."""
+    match = _LOG_LINE.fullmatch(text)
+    return bool(match) and (match["severity"], match["source"]) == known[:2] and match["message"].startswith(known[2])
+
+
+def drop_start_up_lines(captured: bytes) -> bytes:
+    """``captured`` without TensorFlow's known start-up lines; every other line is kept as it came.
+
+    Dropped: absl's "All log messages before absl::InitializeLog()" notice, the lines in
+    :data:`KNOWN_START_UP_LINES` (with the second line of the CPU-instructions note), and
+    "failed call to cuInit" only when TensorFlow has also said it found no CUDA driver.
+    """
+    lines = captured.splitlines(keepends=True)
+    texts = [line.decode("utf-8", "replace").rstrip("\r\n") for line in lines]
+    no_driver = any(_is(text, _NO_CUDA_DRIVER) for text in texts)
+    kept = []
+    for index, (line, text) in enumerate(zip(lines, texts)):
+        start_up = (
+            text == _ABSL_NOTICE
+            or any(_is(text, known) for known in KNOWN_START_UP_LINES)
+            or (no_driver and _is(text, _CUINIT_FAILED))
+            or (text.startswith(_CPU_FEATURES_SECOND_LINE) and index > 0 and _is(texts[index - 1], _CPU_FEATURES))
+        )
+        if not start_up:
+            kept.append(line)
+    return b"".join(kept)
+
+
+def _write_to_stderr_fd(data: bytes):
+    while data:
+        data = data[os.write(2, data):]
+
+
+def import_quietly(name: str):
+    """``importlib.import_module(name)``; the first import of TensorFlow drops its start-up lines.
+
+    ``name`` is "tensorflow", "keras" or a submodule of either. The physical devices are listed
+    during the quiet import too, since that is when TensorFlow reports a missing CUDA driver
+    (it costs ~1 ms and leaves device settings free to change, as TensorFlow's GPU guide does).
+    """
+    with _lock:
+        if "tensorflow" in sys.modules:
+            return importlib.import_module(name)
+        try:
+            saved_stderr = os.dup(2)
+        except OSError:  # no fd 2 (e.g. pythonw): nothing to keep quiet
+            return importlib.import_module(name)
+        with tempfile.TemporaryFile() as captured:
+            _flush_python_stderr()
+            os.dup2(captured.fileno(), 2)
+            try:
+                tensorflow = importlib.import_module("tensorflow")
+                tensorflow.config.list_physical_devices()
+                module = importlib.import_module(name)
+            finally:
+                _flush_python_stderr()
+                os.dup2(saved_stderr, 2)
+                os.close(saved_stderr)
+                captured.seek(0)
+                _write_to_stderr_fd(drop_start_up_lines(captured.read()))
+        return module
+
+
+def _flush_python_stderr():
+    # In a plain process sys.stderr buffers over fd 2: flush so its lines land on the right side
+    # of the swap. In ipykernel sys.stderr is the kernel's stream and does not touch fd 2.
+    for stream in (sys.stderr, sys.__stderr__):
+        try:
+            stream.flush()
+        except (AttributeError, ValueError, OSError):  # None, closed, or not a real stream
+            pass
+
+
+def __getattr__(name):
+    if name in _LAZY_MODULES:
+        module = import_quietly(name)
+        globals()[name] = module  # later imports of the name are a plain attribute lookup
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
