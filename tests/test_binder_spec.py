@@ -36,6 +36,17 @@ def _requirement_names(lines) -> dict[str, str]:
     return names
 
 
+def _extras(line: str) -> set[str]:
+    """The extras of a requirement line: ``gymnasium[classic-control,box2d]>=1.0`` → {classic-control, box2d}."""
+    found = re.match(r"[A-Za-z0-9_.\-]+\s*\[([^\]]*)\]", line)
+    return {extra.strip() for extra in found.group(1).split(",")} if found else set()
+
+
+def _bounds(line: str) -> str:
+    """A requirement line without its name and extras, spaces removed: ``>=8.1,<9``."""
+    return re.sub(r"\s+", "", re.sub(r"^[A-Za-z0-9_.\-]+\s*(\[[^\]]*\])?", "", line))
+
+
 def test_binder_requirements_cover_the_package_dependencies():
     """Every runtime dependency of pyproject.toml is in binder/requirements.txt (tensorflow as tensorflow-cpu)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -48,9 +59,12 @@ def test_binder_requirements_cover_the_package_dependencies():
         f"binder/requirements.txt lacks {missing}, which pyproject.toml depends on; add them "
         "(binder/postBuild installs the package with --no-deps)."
     )
-    compact = lambda line: re.sub(r"\s+", "", line)  # noqa: E731
-    different = {name: (needed[name], binder[name]) for name in needed if compact(needed[name]) != compact(binder[name])}
-    assert not different, f"Version bounds differ between pyproject.toml and binder/requirements.txt: {different}"
+    # The same version bounds; Binder may ask for more extras (gymnasium's box2d, for the LunarLander tutorials).
+    different = {name: (needed[name], binder[name]) for name in needed
+                 if _bounds(needed[name]) != _bounds(binder[name]) or not _extras(needed[name]) <= _extras(binder[name])}
+    assert not different, f"Version bounds or extras differ between pyproject.toml and binder/requirements.txt: {different}"
+    box2d = _extras(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["box2d"][0])
+    assert box2d <= _extras(binder["gymnasium"]), "binder/requirements.txt should install gymnasium's box2d extra (LunarLander)."
     assert "tensorflow" not in binder, "binder/requirements.txt should use tensorflow-cpu only, not tensorflow too."
     assert (BINDER / "runtime.txt").read_text().strip().startswith("python-3.")
     assert os.access(BINDER / "postBuild", os.X_OK), "binder/postBuild must be executable (chmod +x)."

@@ -1,8 +1,14 @@
+import csv
 import json
+import os
 import subprocess
 import sys
+import tempfile
 
-from dexterity_nb import cli
+import gymnasium
+import pytest
+
+from dexterity_nb import cli, presets
 
 
 def test_cli_drill_saves_agent_curve_and_evaluates(tmp_path, capsys):
@@ -33,3 +39,164 @@ def test_importing_the_package_does_not_load_tensorflow():
     code = "import sys, dexterity_nb, dexterity_nb.common.transformers; print('tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------- every PPOAgent argument has a flag
+class Drilled(Exception):
+    """Raised by the stand-in agent's ``drill``: the CLI got that far."""
+
+
+class RecordingAgent:
+    """Stands in for PPOAgent: records what the CLI built it with, then stops the CLI at ``drill``."""
+
+    built = []
+
+    def __init__(self, model_builder, env, **kwargs):
+        RecordingAgent.built.append(dict(kwargs, model=model_builder.name, transformers=[type(t).__name__ for t in env.transformers]))
+
+    def drill(self, n, epochs, batch_size, callbacks=None):
+        raise Drilled(n, epochs, batch_size, callbacks)
+
+
+class AgentMustNotBeBuilt:
+    def __init__(self, *args, **kwargs):
+        raise AssertionError("the agent was built before the arguments were checked")
+
+
+def _built_with(monkeypatch, tmp_path, *flags):
+    RecordingAgent.built = []
+    monkeypatch.setattr("dexterity_nb.agent.ppo_agent.PPOAgent", RecordingAgent)
+    with pytest.raises(Drilled) as drilled:
+        cli.main(["drill", "CartPole-v1", "--out", str(tmp_path / "run"), *flags])
+    (kwargs,) = RecordingAgent.built
+    return kwargs, drilled.value.args
+
+
+def test_every_flag_reaches_the_agent(tmp_path, monkeypatch):
+    kwargs, (cycles, epochs, batch_size, _) = _built_with(
+        monkeypatch, tmp_path, "--cycles", "4", "--epochs", "3", "--batch-size", "24", "--horizon", "16",
+        "--workers", "2", "--learning-rate", "0.002", "--lr-schedule", "linear", "--discount", "0.9", "--lam", "0.7",
+        "--clip", "0.3", "--c-entropy", "0.02", "--c-value", "0.8", "--gradient-clipping", "none", "--value-clip", "0.4",
+        "--distribution", "categorical", "--model", "wide", "--seed", "3", "--transformers", "state,reward")
+    assert kwargs == dict(horizon=16, workers=2, learning_rate=0.002, lr_schedule="linear", discount=0.9, lam=0.7,
+                          clip=0.3, c_entropy=0.02, c_value=0.8, gradient_clipping=None, value_clip=0.4,
+                          distribution="categorical", seed=3, model="wide",
+                          transformers=["StateNormalizationTransformer", "RewardNormalizationTransformer"])
+    assert (cycles, epochs, batch_size) == (4, 3, 24)
+
+
+def test_the_words_for_off_constant_and_auto(tmp_path, monkeypatch):
+    kwargs, _ = _built_with(monkeypatch, tmp_path, "--cycles", "1", "--gradient-clipping", "1.5", "--value-clip", "None",
+                            "--lr-schedule", "constant", "--distribution", "auto")
+    assert (kwargs["gradient_clipping"], kwargs["value_clip"], kwargs["lr_schedule"], kwargs["distribution"]) == (1.5, None, None, None)
+
+
+def test_flags_left_out_take_the_preset(tmp_path, monkeypatch):
+    preset = presets.preset_for("CartPole-v1")
+    kwargs, (_, epochs, batch_size, callbacks) = _built_with(monkeypatch, tmp_path, "--cycles", "1")
+    assert {name: kwargs[name] for name in preset["agent"]} == preset["agent"]
+    assert (epochs, batch_size) == (preset["drill"]["epochs"], preset["drill"]["batch_size"])
+    assert kwargs["seed"] is None and kwargs["model"] == "simple"
+    # progress.csv always; the preset's target as StopAtReturn; no TensorBoard unless asked.
+    assert [type(callback).__name__ for callback in callbacks] == ["CSVLogger", "StopAtReturn"]
+    assert callbacks[0].path == str((tmp_path / "run" / "progress.csv").resolve())
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--discount", "1.5", "must be a number in [0, 1], got 1.5"),
+    ("--lam", "-0.1", "must be a number in [0, 1], got -0.1"),
+    ("--clip", "0", "must be a positive number, got 0"),
+    ("--clip", "10.5", "must be at most 10, got 10.5"),
+    ("--c-entropy", "nan", "must be a number in [0, 100], got nan"),
+    ("--c-value", "-1", "must be a number in [0, 100], got -1"),
+    ("--gradient-clipping", "0", "must be a positive number or none, got 0"),
+    ("--value-clip", "off", "must be a positive number or none, got off"),
+    ("--learning-rate", "11", "must be at most 10, got 11"),
+    ("--lr-schedule", "cosine", "invalid choice: 'cosine' (choose from constant, linear)"),
+    ("--model", "huge", "must be a registered model builder (deep, simple, wide), got huge"),
+    ("--distribution", "poisson", "must be auto or one of categorical, gaussian, beta, got poisson"),
+    ("--frames", "0", "must be a positive int, got 0"),
+])
+def test_new_flags_are_checked_when_parsed(flag, value, message, capsys, monkeypatch):
+    monkeypatch.setattr("dexterity_nb.agent.ppo_agent.PPOAgent", AgentMustNotBeBuilt)
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["drill", "CartPole-v1", flag, value])
+    assert exit.value.code == 2
+    error = capsys.readouterr().err
+    assert f"argument {flag}: " in error and message.replace("'", "") in error.replace("'", "")
+
+
+# ---------------------------------------------------------------- logging
+def test_a_drill_writes_progress_csv_one_row_per_cycle_and_tensorboard_events(tmp_path, capsys):
+    out, board = tmp_path / "run", tmp_path / "board"
+    assert cli.main(["drill", "CartPole-v1", "--cycles", "2", "--horizon", "16", "--workers", "2", "--batch-size", "32",
+                     "--epochs", "1", "--seed", "0", "--out", str(out), "--tensorboard", str(board)]) == 0
+    with open(out / "progress.csv", newline="") as progress:
+        rows = list(csv.DictReader(progress))
+    assert [row["cycle"] for row in rows] == ["1", "2"]
+    assert [int(row["frames"]) for row in rows] == [32, 64]
+    assert "episode_returns" not in rows[0]
+    assert list(board.glob("events.out.tfevents.*")), "TensorBoard wrote no event file"
+    assert f"its progress to {out / 'progress.csv'}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("where", ["inside a file", "a file"])
+def test_an_unusable_tensorboard_folder_fails_before_anything_is_built(where, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("dexterity_nb.agent.ppo_agent.PPOAgent", AgentMustNotBeBuilt)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("")
+    board = a_file / "board" if where == "inside a file" else a_file
+    assert cli.main(["drill", "CartPole-v1", "--cycles", "1", "--out", str(tmp_path / "run"), "--tensorboard", str(board)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("dexterity-nb: error: --tensorboard: `log_dir` ") and str(board) in error and error.strip().count("\n") == 0
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_unwritable_tensorboard_folder_fails_before_anything_is_built(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("dexterity_nb.agent.ppo_agent.PPOAgent", AgentMustNotBeBuilt)
+    real = tempfile.TemporaryFile
+    locked = tmp_path / "locked"
+    locked.mkdir()
+
+    def refuse(*args, dir=None, **kwargs):  # as root every folder is writable: refuse this one
+        if dir is not None and os.path.abspath(dir) == str(locked):
+            raise PermissionError(13, "Permission denied")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    assert cli.main(["drill", "CartPole-v1", "--out", str(tmp_path / "run"), "--tensorboard", str(locked / "board")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"dexterity-nb: error: --tensorboard: `log_dir` {locked / 'board'} cannot be written")
+
+
+# ---------------------------------------------------------------- Box2D missing when evaluating
+def test_evaluating_a_saved_lunar_lander_without_box2d_says_what_to_install(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("Box2D", reason="saving a LunarLander agent needs Box2D (the test extra installs it)")
+    from dexterity_nb.agent.ppo_agent import PPOAgent
+    from dexterity_nb.common.wrappers import make_env
+    from dexterity_nb.models import get_model_builder
+
+    PPOAgent(get_model_builder("simple", "ffn"), make_env("LunarLander-v3"), horizon=8, workers=1,
+             verbose=False).save(tmp_path / "agent.npz")
+
+    def missing(*args, **kwargs):
+        raise gymnasium.error.DependencyNotInstalled("Box2D is not installed, you can install it by run `pip install swig`")
+
+    monkeypatch.setattr(gymnasium, "make", missing)
+    assert cli.main(["evaluate", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("dexterity-nb: error: LunarLander-v3 needs box2d") and error.strip().count("\n") == 0
+    assert "pip install -e '.[box2d]'" in error and 'pip install "dexterity_nb[box2d]"' in error
+
+
+def test_presets_and_the_new_flag_errors_do_not_load_tensorflow():
+    code = (
+        "import sys\nfrom dexterity_nb import cli\n"
+        "assert cli.main(['presets']) == 0 and cli.main(['presets', 'LunarLander-v3']) == 0\n"
+        "for flag, value in (('--discount', '2'), ('--value-clip', '0'), ('--model', 'huge')):\n"
+        "    try:\n        cli.main(['drill', 'CartPole-v1', flag, value])\n"
+        "    except SystemExit as exit:\n        assert exit.code == 2\n"
+        "print('tensorflow' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stderr[-2000:]

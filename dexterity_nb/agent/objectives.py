@@ -21,6 +21,8 @@ __all__ = [
     "value_loss",
     "approximate_kl",
     "clip_fraction",
+    "explained_variance",
+    "explained_variance_from_variances",
 ]
 
 
@@ -118,6 +120,41 @@ def clip_fraction(log_probability, old_log_probability, clip):
     """The share of samples whose ratio ρ_t lies outside [1 − ε, 1 + ε]: how often clipping acts."""
     ratio = tf.exp(tf.convert_to_tensor(log_probability, dtype=tf.float32) - tf.convert_to_tensor(old_log_probability, dtype=tf.float32))
     return tf.reduce_mean(tf.cast(tf.abs(ratio - 1.0) > clip, tf.float32))
+
+
+def explained_variance(values, returns):
+    """EV = 1 − Var[R − V] / Var[R]: how much of the returns' spread the value estimates explain.
+
+    ``values`` V(s_t) are the estimates made before the update (the ones GAE used), ``returns``
+    R_t the value targets (GAE's ``advantages + values``). Reading it:
+
+    - 1: V predicts every return exactly;
+    - 0: V does no better than predicting the mean return everywhere;
+    - < 0: V does worse than that (typical at the start, or when the value network diverges);
+    - NaN: Var[R] = 0 (all returns equal), where the ratio means nothing.
+
+    The variances are population variances (divide by n, like ``np.var``); since Var[R] is in
+    both places, dividing by n − 1 instead would give the same number. A Var[R] within float
+    rounding of 0 (≤ 10⁻²⁴ · mean R², as for a constant 0.1 stored in binary) counts as 0.
+    Shapes: any, the same for both (flattened); returns a Python float. NumPy, not TensorFlow: it
+    runs once per cycle, outside the compiled update.
+    """
+    values = np.asarray(values, dtype=np.float64).ravel()
+    returns = np.asarray(returns, dtype=np.float64).ravel()
+    if values.shape != returns.shape:
+        raise ValueError(f"`values` and `returns` must have the same number of samples; got {values.size} and {returns.size}.")
+    return explained_variance_from_variances(np.var(returns - values), np.var(returns), np.mean(returns**2))
+
+
+def explained_variance_from_variances(error_variance, return_variance, mean_squared_return):
+    """EV = 1 − Var[R − V] / Var[R] from the two variances (pooled over MPI processes, say).
+
+    ``mean_squared_return`` (mean R²) sets the scale below which Var[R] is rounding noise: NaN
+    when Var[R] ≤ 10⁻²⁴ · mean R² (see :func:`explained_variance`).
+    """
+    if not return_variance > 1e-24 * mean_squared_return:
+        return float("nan")
+    return float(1.0 - error_variance / return_variance)
 
 
 def clip_by_global_norm(gradients, max_norm, norm=None):

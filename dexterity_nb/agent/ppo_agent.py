@@ -34,6 +34,11 @@ from dexterity_nb.common.wrappers import TransformedEnv, make_env
 __all__ = ["PPOAgent", "EvaluationResult", "NonFiniteLossError"]
 
 
+# What the compiled update reports per cycle, in this order: means over the applied minibatches.
+# gradient_norm is the global norm ‖g‖ before clipping (with MPI: of the ranks' mean gradient).
+UPDATE_METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "gradient_norm")
+
+
 class NonFiniteLossError(RuntimeError):
     """The loss or its gradient became NaN or infinite; the agent was rolled back to its last good state."""
 
@@ -257,7 +262,8 @@ class PPOAgent:
             return tf.squeeze(value(observations), axis=-1)
 
         def minibatch_gradients(data, indices, advantage_moments=None):
-            """Loss, the 5 metrics and the gradient of one minibatch (``indices`` into the cycle's data).
+            """Loss, the 5 loss metrics (UPDATE_METRICS but gradient_norm) and the gradient of one
+            minibatch (``indices`` into the cycle's data).
 
             ``advantage_moments``: (mean, variance) of the whole minibatch's advantages when this
             process holds only its share of it (MPI); ``None``: from the samples at ``indices``.
@@ -297,7 +303,10 @@ class PPOAgent:
             return loss, metrics, gradients
 
         def apply_gradients(gradients, norm=None):
+            """Clip the gradient to ``gradient_clipping`` and take one Adam step; returns ‖g‖ before clipping."""
+            norm = tf.linalg.global_norm(gradients) if norm is None else norm
             optimizer.apply(objectives.clip_by_global_norm(gradients, settings["gradient_clipping"], norm), variables)
+            return norm
 
         # autograph=False: the loop is written with tf.while_loop by hand, which makes tracing
         # (once per agent) about twice as fast as letting autograph convert every function called.
@@ -307,7 +316,8 @@ class PPOAgent:
             """All epochs of one cycle in one compiled call: no Python between minibatches.
 
             Stops at the first minibatch whose loss or gradient is not finite, without applying it.
-            Returns (mean metrics over the applied minibatches, how many were applied, all finite?).
+            Returns (mean metrics over the applied minibatches, how many were applied, all finite?);
+            the metrics are the 5 of ``minibatch_gradients`` then the gradient's norm before clipping.
             """
             self.trace_count += 1  # runs only while tracing
             data = (observations, actions, old_log_probabilities, advantages, returns, old_values)
@@ -326,13 +336,13 @@ class PPOAgent:
 
                 def apply():
                     apply_gradients(gradients, norm)
-                    return completed + 1, metric_sums + metrics
+                    return completed + 1, metric_sums + tf.concat([metrics, tf.reshape(norm, [1])], axis=0)
 
                 completed, metric_sums = tf.cond(finite, apply, lambda: (completed, metric_sums))
                 return step + 1, completed, finite, metric_sums
 
             _, completed, finite, metric_sums = tf.while_loop(
-                keep_going, one_minibatch, (tf.constant(0), tf.constant(0), tf.constant(True), tf.zeros([5]))
+                keep_going, one_minibatch, (tf.constant(0), tf.constant(0), tf.constant(True), tf.zeros([len(UPDATE_METRICS)]))
             )
             return metric_sums / tf.cast(tf.maximum(completed, 1), tf.float32), completed, finite
 
@@ -344,7 +354,7 @@ class PPOAgent:
                      autograph=False)
         def local_gradients(observations, actions, old_log_probabilities, advantages, returns, old_values, indices,
                             advantage_moments):
-            """One flat float32 vector: this rank's gradient, then the 5 metrics, then the loss."""
+            """One flat float32 vector: this rank's gradient, then the 5 loss metrics, then the loss."""
             data = (observations, actions, old_log_probabilities, advantages, returns, old_values)
             loss, metrics, gradients = minibatch_gradients(data, indices, (advantage_moments[0], advantage_moments[1]))
             flat = [tf.reshape(tf.cast(g, tf.float32), [-1]) for g in gradients]
@@ -352,8 +362,9 @@ class PPOAgent:
 
         @tf.function(input_signature=[tf.TensorSpec((None,), tf.float32)], autograph=False)
         def apply_flat_gradients(flat):
-            apply_gradients([tf.cast(tf.reshape(piece, variable.shape), variable.dtype)
-                             for piece, variable in zip(tf.split(flat, variable_sizes), variables)])
+            """Apply the ranks' mean gradient (flat); returns its norm before clipping."""
+            return apply_gradients([tf.cast(tf.reshape(piece, variable.shape), variable.dtype)
+                                    for piece, variable in zip(tf.split(flat, variable_sizes), variables)])
 
         # Undoing an unfinished cycle: weights and optimizer state are copied on the device in one
         # compiled call per cycle (reading ~30 variables one by one into NumPy costs milliseconds).
@@ -640,7 +651,7 @@ class PPOAgent:
         for callback in callbacks:
             callback.on_gather_end(self)
         gathered = time.perf_counter()
-        metrics, updates = self._optimize_on(trajectories, epochs, batch_size, learning_rate)
+        metrics, updates = self._optimize_on(trajectories, epochs, batch_size, learning_rate)  # dict, int
         finished = time.perf_counter()
         self.cycle += 1
         previous = self.history[-1] if self.history else {"frames": 0, "updates": 0, "total_episodes": 0}
@@ -661,8 +672,7 @@ class PPOAgent:
             "total_episodes": previous["total_episodes"] + len(returns),
             "frames": previous["frames"] + summary["frames"],
             "updates": previous["updates"] + updates,
-            "policy_loss": metrics[0], "value_loss": metrics[1], "entropy": metrics[2],
-            "approx_kl": metrics[3], "clip_fraction": metrics[4],
+            **metrics,  # the UPDATE_METRICS, then explained_variance and mean_value
             "learning_rate": learning_rate,
             "gather_seconds": summary["gather_seconds"],
             "optimize_seconds": summary["optimize_seconds"],
@@ -689,7 +699,13 @@ class PPOAgent:
         return flat_observations, values.reshape(-1), advantages.reshape(-1), returns.reshape(-1)
 
     def _optimize_on(self, trajectories, epochs, batch_size, learning_rate):
+        """Optimise on one cycle's data; returns ({metric name: value}, minibatches applied).
+
+        The metrics are the :data:`UPDATE_METRICS` (means over the applied minibatches) and the
+        value diagnostics of the estimates GAE used, before this update (see ``_value_diagnostics``).
+        """
         observations, values, advantages, returns = self._advantages(trajectories)
+        diagnostics = self._value_diagnostics(values, returns)
         samples = len(observations)
         permutations = np.stack([self._shuffle_rng.permutation(samples) for _ in range(epochs)]).astype(np.int32)
         self._sync_graph_settings(learning_rate)
@@ -707,7 +723,33 @@ class PPOAgent:
                 f"The agent was restored to the end of cycle {self.cycle}. Try a lower learning_rate, check the "
                 "environment's rewards and observations for nan/inf, or add a RewardNormalizationTransformer."
             )
-        return [float(value) for value in metrics.numpy()], int(completed)
+        return {**dict(zip(UPDATE_METRICS, (float(value) for value in np.asarray(metrics)))), **diagnostics}, int(completed)
+
+    def _value_diagnostics(self, values, returns) -> dict:
+        """``explained_variance`` and ``mean_value`` of the cycle's samples, over all MPI processes.
+
+        ``values``: V(s_t) before the update (what GAE used); ``returns``: the value targets R_t.
+        With K > 1 processes (each holding its own samples, maybe unequally many), the pooled
+        moments come from two small Allreduces: first the means, then the squared deviations from
+        those shared means, which keeps float32 sums away from cancellation.
+        """
+        from dexterity_nb.agent.objectives import explained_variance, explained_variance_from_variances
+
+        values, returns = np.asarray(values, dtype=np.float64), np.asarray(returns, dtype=np.float64)
+        if self.communicator.size == 1:
+            return {"explained_variance": explained_variance(values, returns), "mean_value": float(np.mean(values))}
+        columns = np.stack([returns, returns - values, values], axis=1)  # (samples, 3): R, R − V, V
+        count = len(columns)
+        # average() gives the mean over ranks of each rank's n_k·μ_k; dividing by the mean n_k gives
+        # Σ n_k μ_k / Σ n_k, the mean over all samples.
+        sums = np.concatenate([[count], count * columns.mean(axis=0)])
+        pooled = self.communicator.average(np.ascontiguousarray(sums, dtype=np.float32)).astype(np.float64)
+        means = pooled[1:] / pooled[0]
+        squares = np.concatenate([count * ((columns - means) ** 2).mean(axis=0), [count * np.mean(returns**2)]])
+        moments = self.communicator.average(np.ascontiguousarray(squares, dtype=np.float32)).astype(np.float64) / pooled[0]
+        return_variance, error_variance, _, mean_squared_return = moments
+        return {"explained_variance": explained_variance_from_variances(error_variance, return_variance, mean_squared_return),
+                "mean_value": float(means[2])}
 
     def _optimize_distributed(self, observations, actions, old_log_probabilities, advantages, returns, old_values,
                               permutations, batch_size):
@@ -733,17 +775,21 @@ class PPOAgent:
         means = self.communicator.average(np.ascontiguousarray(share_means(shares), dtype=np.float32))
         variances = self.communicator.average(np.ascontiguousarray(share_squared_deviations(shares, means), dtype=np.float32))
         data = [tf.constant(array) for array in (observations, actions, old_log_probabilities, advantages, returns, old_values)]
-        metric_sums, completed = np.zeros(5), 0
+        # The loss metrics of minibatch_gradients travel in the buffer; the gradient norm is taken after the Allreduce.
+        loss_metrics = len(UPDATE_METRICS) - 1
+        metric_sums, completed = np.zeros(len(UPDATE_METRICS)), 0
         for epoch, permutation in enumerate(permutations):
             for batch in range(batches_per_epoch):
                 indices = tf.constant(permutation[batch * share:(batch + 1) * share])
                 moments = tf.constant([means[epoch, batch], variances[epoch, batch]], dtype=tf.float32)
-                buffer = np.array(self._local_gradients(*data, indices, moments), dtype=np.float32)  # [gradients, 5 metrics, loss]
+                # [gradients, the loss metrics, loss]
+                buffer = np.array(self._local_gradients(*data, indices, moments), dtype=np.float32)
                 self.communicator.average(buffer)
                 if not np.all(np.isfinite(buffer)):  # the same verdict on every rank: the buffer is the same
                     return tf.constant(metric_sums / max(completed, 1), tf.float32), completed, False
-                self._apply_flat_gradients(buffer[:-6])
-                metric_sums += buffer[-6:-1]
+                # The norm of the mean gradient (what is clipped), not the mean of the ranks' norms.
+                norm = self._apply_flat_gradients(buffer[:-(loss_metrics + 1)])
+                metric_sums += np.append(buffer[-(loss_metrics + 1):-1], float(norm))
                 completed += 1
         return tf.constant(metric_sums / max(completed, 1), tf.float32), completed, True
 

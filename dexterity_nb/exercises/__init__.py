@@ -17,6 +17,7 @@ check_model_builder             05           a model builder for any action spac
 check_gae                       06           generalised advantage estimation
 check_stop_when_solved          07           a callback that stops a solved drill
 check_merge_moments             08           merging count/mean/variance of two samples
+check_explained_variance        09           explained variance of the value estimates
 ==============================  ===========  ===============================================
 """
 
@@ -25,6 +26,7 @@ import importlib
 _WHERE = {
     "check_clipped_surrogate": "objectives",
     "check_gae": "objectives",
+    "check_explained_variance": "objectives",
     "check_behaviour_log_probability": "gatherers",
     "check_mixture_gatherer": "gatherers",
     "check_reward_scale_transformer": "transformers",

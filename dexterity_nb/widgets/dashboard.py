@@ -25,12 +25,15 @@ CYCLE_NUMBERS = (
     ("cycle", "cycle", "{:d}"),
     ("mean_return", "mean return", "{:.2f}"),
     ("mean_length", "mean length", "{:.1f}"),
+    ("mean_value", "mean value", "{:.2f}"),
     ("episodes", "episodes", "{:d}"),
     ("policy_loss", "policy loss", "{:.4f}"),
     ("value_loss", "value loss", "{:.4f}"),
     ("entropy", "entropy", "{:.4f}"),
     ("approx_kl", "approx. KL", "{:.5f}"),
     ("clip_fraction", "clip fraction", "{:.3f}"),
+    ("explained_variance", "explained var.", "{:.3f}"),
+    ("gradient_norm", "gradient norm", "{:.3f}"),
     ("learning_rate", "learning rate", "{:.2e}"),
     ("frames", "frames", "{:,d}"),
     ("steps_per_second", "steps / s", "{:,.0f}"),
@@ -75,7 +78,9 @@ class LiveDashboard(Callback):
     redraw_seconds : the plot is redrawn at most this often (drawing costs ~0.1 s); the numbers
         and progress bar update every cycle regardless, and the last cycle is always drawn.
     plot_width : width of the plot image in the notebook, in CSS pixels (the default, 800,
-        shows the 10-inch figure at 80 dpi pixel for pixel).
+        shows the 10-inch figure at 80 dpi pixel for pixel). The figure has the six panels of
+        `plot_history`: return and mean value, length, losses, entropy and KL, explained
+        variance, gradient norm with the clipping limit.
     """
 
     # The dashboard shows every cycle itself, so the core's own per-cycle print is redundant.
@@ -120,7 +125,7 @@ class LiveDashboard(Callback):
              self.status, self.numbers, self.plot],
             layout=widgets.Layout(border="1px solid #ddd", padding="6px"))
         self.widget.add_class("dexterity-dashboard")
-        self._figure = new_figure(10, 6)
+        self._figure = new_figure()
 
     def _set_status(self, text: str, color: str = "#333"):
         self.status_text = text
@@ -134,8 +139,8 @@ class LiveDashboard(Callback):
             cells = "".join(
                 f'<div><span style="color:#777">{label}</span><br><b>{text}</b></div>'
                 for label, text in self.shown_numbers.items())
-            # two tidy rows of six, instead of a row that wraps a lone number onto a second line
-            columns = math.ceil(len(self.shown_numbers) / 2)
+            # three tidy rows of five, instead of a row that wraps a lone number onto another line
+            columns = math.ceil(len(self.shown_numbers) / 3)
             self.numbers.value = (f'<div style="display:grid;grid-template-columns:repeat('
                                   f'{columns},max-content);gap:4px 22px">{cells}</div>')
 
@@ -145,7 +150,8 @@ class LiveDashboard(Callback):
         now = time.monotonic()
         if not force and now - self._last_redraw < self.redraw_seconds:
             return
-        draw_history(self._figure, self.agent.history)
+        draw_history(self._figure, self.agent.history,
+                     gradient_clipping=getattr(self.agent, "gradient_clipping", None))
         # Replacing the Image's bytes swaps the picture in place: no flicker, no new output.
         self.plot.value = figure_to_png(self._figure)
         self.redraw_count += 1
