@@ -120,3 +120,38 @@ def cycle(seed: int = 0, iterations: int = 6, workers: int = TUTORIAL["workers"]
         "median_optimize_seconds": float(np.median(optimize[measured])),
         "peak_rss_bytes": peak_rss_bytes(),
     }
+
+
+def zoo_speed(env_id: str, seed: int, settings: dict, frames: int) -> dict:
+    """Seconds per frame of SB3's PPO on ``settings`` (from ``benchmarks.zoo.sb3_settings``) over ``frames``.
+
+    ``settings`` holds PPO's keyword arguments (``learning_rate``/``clip_range`` as numbers, or
+    ``{"linear": x}`` for a schedule going linearly from x to 0 over this run) plus
+    ``norm_obs``/``norm_reward`` for VecNormalize. The clock covers only ``learn()``; the mean
+    of the last 20 training episodes is reported as a sanity check of the settings, not a score.
+    """
+    PPO, BaseCallback, make_vec_env, VecNormalize = _imports()
+    settings = dict(settings)
+    n_envs = settings.pop("n_envs")
+    norm_obs, norm_reward = settings.pop("norm_obs"), settings.pop("norm_reward")
+    for key in ("learning_rate", "clip_range"):
+        if isinstance(settings.get(key), dict):
+            settings[key] = LinearDecay(settings[key]["linear"])
+    returns = []
+
+    class Episodes(BaseCallback):
+        def _on_step(self) -> bool:
+            returns.extend(info["episode"]["r"] for info in self.locals["infos"] if "episode" in info)
+            return True
+
+    env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    if norm_obs or norm_reward:
+        env = VecNormalize(env, norm_obs=norm_obs, norm_reward=norm_reward, gamma=settings["gamma"])
+    model = PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **settings)
+    cpu_start, start = time.process_time(), time.perf_counter()
+    model.learn(total_timesteps=frames, callback=Episodes())
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    return {"env_id": env_id, "seed": seed, "frames": int(model.num_timesteps), "seconds": seconds,
+            "cpu_seconds": cpu_seconds, "seconds_per_frame": seconds / model.num_timesteps,
+            "last20_training_mean": float(np.mean(returns[-20:])) if returns else None,
+            "training_episodes": len(returns), "peak_rss_bytes": peak_rss_bytes()}

@@ -1,7 +1,7 @@
 """Entry point of one measuring subprocess: ``python -m benchmarks.worker SIDE TASK KWARGS_JSON``.
 
-SIDE is ``sb3`` or ``ours``; TASK names a function in ``benchmarks.sb3_side`` or
-``benchmarks.our_side``; KWARGS_JSON its keyword arguments. The result is printed as one
+SIDE is ``sb3``, ``ours`` or ``zoo-ours``; TASK names a function in ``benchmarks.sb3_side``,
+``benchmarks.our_side`` or ``benchmarks.zoo_ours``; KWARGS_JSON its keyword arguments. The result is printed as one
 line starting with ``RESULT_MARKER`` so the orchestrator can find it among library chatter.
 The parent sets the thread-limit environment variables (`benchmarks.limits`) before start.
 """
@@ -11,7 +11,7 @@ import json
 import sys
 
 RESULT_MARKER = "BENCHMARK-RESULT "
-SIDES = {"sb3": "benchmarks.sb3_side", "ours": "benchmarks.our_side"}
+SIDES = {"sb3": "benchmarks.sb3_side", "ours": "benchmarks.our_side", "zoo-ours": "benchmarks.zoo_ours"}
 
 
 def main(argv=None) -> int:

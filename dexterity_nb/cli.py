@@ -437,3 +437,6 @@ def main(argv=None) -> int:
     except brief_errors as error:
         print(f"dexterity-nb: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `dexterity-nb presets | head` closed the pipe: stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 1

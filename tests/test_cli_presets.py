@@ -135,3 +135,13 @@ def test_presets_of_an_unknown_task_names_the_close_matches(typed, suggested, ca
     error = capsys.readouterr().err
     assert error.startswith(f"dexterity-nb: error: No preset for {typed!r}, and gymnasium has no such id. Did you mean {suggested}")
     assert error.strip().count("\n") == 0
+
+
+def test_presets_into_a_closed_pipe_ends_quietly():
+    import subprocess
+    import sys
+
+    # `true` exits at once, so the table is written into a pipe nobody reads any more.
+    completed = subprocess.run(f'"{sys.executable}" -m dexterity_nb presets | true', shell=True,
+                               capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in completed.stderr and "BrokenPipeError" not in completed.stderr
