@@ -443,9 +443,7 @@ def main(argv=None) -> int:
     print(f"benchmark ({'quick' if args.quick else 'full'}), {args.threads} thread(s) per framework, "
           f"output in {out}")
     load_before = _load()
-    if load_before and load_before[0] > (os.cpu_count() or 1):
-        print(f"WARNING: the machine is busy (load {load_before[0]:.1f} on {os.cpu_count()} cores): wall-clock "
-              "figures will be slow and noisy; the CPU-time ratios in the notes hold better.")
+    warn_if_busy(load_before, "wall-clock figures will be slow and noisy; the CPU-time ratios in the notes hold better.")
     started = time.perf_counter()
     results = measure(settings, args.threads, out, run_sb3, run_ours)
     load_after = _load()
@@ -485,6 +483,12 @@ def _load():
 
 def _fmt_load(load):
     return "n/a" if not load else "/".join(f"{value:.1f}" for value in load)
+
+
+def warn_if_busy(load, what_holds: str):
+    """Say so when the 1-minute load exceeds the cores: absolute seconds are then slow and noisy."""
+    if load and load[0] > (os.cpu_count() or 1):
+        print(f"WARNING: the machine is busy (load {load[0]:.1f} on {os.cpu_count()} cores): {what_holds}")
 
 
 def _json_default(value):

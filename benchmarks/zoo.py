@@ -20,7 +20,6 @@ import argparse
 import copy
 import datetime
 import json
-import math
 import os
 import sys
 import time
@@ -32,7 +31,9 @@ if __package__ in (None, ""):  # run as `python benchmarks/zoo.py`
     __package__ = "benchmarks"
 
 from benchmarks.common import median  # noqa: E402
-from benchmarks.run import INSTALL_HINT, _fmt_load, _load, bench_extra_available, format_table, machine, run_task  # noqa: E402
+from benchmarks.run import (  # noqa: E402
+    INSTALL_HINT, _fmt_load, _load, bench_extra_available, format_table, machine, run_task, warn_if_busy,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -256,9 +257,7 @@ def main(argv=None) -> int:
     print(f"zoo benchmark ({'quick' if args.quick else 'full'}): {', '.join(tasks)}; seeds {entries[0]['seeds']}, "
           f"{args.threads} thread(s) per subprocess, {args.jobs} at a time; output in {out}")
     load_before = _load()
-    if load_before and load_before[0] > (os.cpu_count() or 1):
-        print(f"WARNING: the machine is busy (load {load_before[0]:.1f} on {os.cpu_count()} cores): "
-              "seconds are slow and noisy; the ratios measured in this run hold better.")
+    warn_if_busy(load_before, "seconds are slow and noisy; the ratios measured in this run hold better.")
     started = time.perf_counter()
     results = measure(entries, run_sb3, args.threads, args.jobs, out, args.timeout)
     load_after = _load()
