@@ -82,22 +82,39 @@ def env_for(path, description, env):
     from dexterity_nb.common.wrappers import TransformedEnv, make_env
 
     saved = description["transformers"]
+    recipe = description["env"]
+    mask_velocity = recipe is not None and recipe.get("mask_velocity", False)  # absent in older files: False
     if env is not None:
         env = env if isinstance(env, TransformedEnv) else make_env(env)
         _check_same_transformers(path, saved, env)
+        if recipe is not None:
+            _check_same_masking(path, mask_velocity, env)
         return env
-    recipe = description["env"]
-    passing = f"pass the env: PPOAgent.load(path, env=make_env(..., transformers={_describe_transformers(saved)}))"
+    masking = ", mask_velocity=True" if mask_velocity else ""
+    passing = f"pass the env: PPOAgent.load(path, env=make_env(...{masking}, transformers={_describe_transformers(saved)}))"
     if recipe is None:
         raise CheckpointError(f"{path} was made from an env instance or function, which a file cannot hold (field `env` "
                               f"is null); {passing}.")
     _check_env_id(path, recipe["id"], passing)
     transformers = [_transformer_from(path, index, spec) for index, spec in enumerate(saved)]
     try:
-        return make_env(recipe["id"], transformers=transformers, **recipe["kwargs"])
+        return make_env(recipe["id"], transformers=transformers, mask_velocity=mask_velocity, **recipe["kwargs"])
     except (ValueError, TypeError, gymnasium.error.Error) as error:
         raise CheckpointError(f"{path}: the env {recipe['id']!r} cannot be made with the saved arguments "
-                              f"{_short(recipe['kwargs'])} ({error}); {passing}.") from error
+                              f"{_short(recipe['kwargs'])}{masking} ({error}); {passing}.") from error
+
+
+def _check_same_masking(path, mask_velocity, env):
+    """The env passed must show the observations the agent was trained on: with or without velocities."""
+    from dexterity_nb.common.wrappers import masks_velocity
+
+    if masks_velocity(env) != mask_velocity:
+        saved, given = ("without", "with") if mask_velocity else ("with", "without")
+        raise CheckpointError(
+            f"{path} was saved on an env {saved} velocities in its observations (field `env.mask_velocity` is "
+            f"{str(mask_velocity).lower()}), but the env passed is {given} them. Make it as the agent was trained: "
+            f"make_env(..., mask_velocity={mask_velocity})."
+        )
 
 
 def _check_env_id(path, env_id, passing):

@@ -11,7 +11,8 @@ The description (format ``dexterity_nb-agent-2``) is a dict with exactly these k
     hyperparameters  PPOAgent.hyperparameters(); lr_schedule is None, "linear" or "custom"
     model_builder    {"model", "model_type", "shared", **options} of a registered builder, or null
     distribution     {"class": registered name, "config": constructor arguments}
-    env              {"id": gymnasium id, "kwargs": gymnasium.make arguments}, or null
+    env              {"id": gymnasium id, "kwargs": gymnasium.make arguments, "mask_velocity": bool}, or
+                     null; "mask_velocity" is make_env's (files written before it existed lack it: False)
     transformers     [{"class": registered name, "config": constructor arguments}, ...] of the env
     gatherer         registered name
     cycle            completed cycles, = len(history)
@@ -39,7 +40,7 @@ DESCRIPTION_KEYS = ("format", "hyperparameters", "model_builder", "distribution"
                     "cycle", "history", "random_streams", "counts")
 WEIGHT_GROUPS = ("policy", "value", "optimizer")
 STATISTICS_KEYS = ("count", "mean", "var")
-MAKE_ENV_PARAMETERS = ("env", "transformers", "seed")  # make_env's own: never gymnasium kwargs
+MAKE_ENV_PARAMETERS = ("env", "transformers", "seed", "mask_velocity")  # make_env's own: never gymnasium kwargs
 HISTORY_INTS = ("cycle", "episodes", "total_episodes", "frames", "updates")
 HISTORY_NUMBERS = ("mean_return", "mean_length", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction",
                    "learning_rate", "gather_seconds", "optimize_seconds", "seconds", "steps_per_second")
@@ -171,8 +172,11 @@ def _check_named_spec(field, spec):
 def _check_env_recipe(recipe):
     if recipe is None:
         return  # made from an instance or a function: loading asks for env=
-    _expect_dict("env", recipe, ("id", "kwargs"))
+    keys = ("id", "kwargs", "mask_velocity") if "mask_velocity" in _expect_dict("env", recipe) else ("id", "kwargs")
+    _expect_dict("env", recipe, keys)  # files written before mask_velocity existed lack it
     _expect_name("env.id", recipe["id"])
+    if not isinstance(recipe.get("mask_velocity", False), bool):
+        _fail("env.mask_velocity", f"must be true or false, got {_came(recipe['mask_velocity'])}")
     kwargs = _expect_dict("env.kwargs", recipe["kwargs"])
     clashing = [key for key in MAKE_ENV_PARAMETERS if key in kwargs]
     if clashing:

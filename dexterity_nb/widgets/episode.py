@@ -46,8 +46,11 @@ def _prefer_offscreen_video():
 
 def _render_env(agent, env):
     """An env that renders rgb_array frames: `env` itself, a fresh one of that id, or the
-    agent's task. The agent's `act` takes raw observations, so no transformers are applied."""
+    agent's task. The agent's `act` takes raw observations, so no transformers are applied; but
+    an agent trained without velocities (make_env(..., mask_velocity=True)) gets them masked."""
     import gymnasium
+
+    from dexterity_nb.common.wrappers import MaskVelocity, masks_velocity
 
     if env is not None and not isinstance(env, str):
         if getattr(env, "render_mode", None) != "rgb_array":
@@ -62,7 +65,8 @@ def _render_env(agent, env):
         if env_id is None:
             raise ValueError("Cannot tell which environment the agent plays: pass env, e.g. "
                              "show_episode(agent, 'CartPole-v1').")
-    return gymnasium.make(env_id, render_mode="rgb_array")
+    rendering = gymnasium.make(env_id, render_mode="rgb_array")
+    return MaskVelocity(rendering) if masks_velocity(getattr(agent, "env", None)) else rendering
 
 
 def record_episode(agent, env=None, max_frames: int = 300, width: int = 360,

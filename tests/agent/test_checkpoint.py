@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -5,7 +7,7 @@ from dexterity_nb.agent import checkpoint
 from dexterity_nb.agent.checkpoint import CheckpointError
 from dexterity_nb.agent.gather import Gatherer, register_gatherer
 from dexterity_nb.agent.ppo_agent import PPOAgent
-from dexterity_nb.common.wrappers import make_env
+from dexterity_nb.common.wrappers import make_env, masks_velocity
 from dexterity_nb.models import get_model_builder
 
 
@@ -94,3 +96,68 @@ def test_unregistered_gatherer_names_the_fix(tmp_path):
     with pytest.raises(CheckpointError, match=r"register_gatherer\(Local\).*PPOAgent.load\(path, gatherer=Local\)"):
         PPOAgent.load(path)
     assert PPOAgent.load(path, gatherer=Gatherer).gatherer_class is Gatherer
+
+
+# ------------------------------------------------------------------ a velocity-free env
+@pytest.fixture(scope="module")
+def masked(tmp_path_factory):
+    """A drilled agent on CartPole without velocities (observations (x, θ)), and its file."""
+    agent = PPOAgent(get_model_builder("simple", "ffn"), make_env("CartPole-v1", transformers=["state"], mask_velocity=True),
+                     horizon=32, workers=2, seed=1, verbose=False)
+    agent.drill(2, 2, 32, verbose=False)
+    return agent, agent.save(tmp_path_factory.mktemp("masked") / "agent.npz")
+
+
+def rewritten(path, out, change):
+    """A copy of the saved file at ``out`` with its JSON description changed by ``change``."""
+    with np.load(path) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    description = json.loads(str(arrays.pop("description")))
+    change(description)
+    np.savez(out, description=np.array(json.dumps(description)), **arrays)
+    return out
+
+
+def test_agent_on_a_masked_env_loads_masked_and_acts_identically(masked):
+    agent, path = masked
+    loaded = PPOAgent.load(path)
+    assert loaded.env.recipe == {"id": "CartPole-v1", "kwargs": {}, "mask_velocity": True}
+    assert loaded.env.observation_space.shape == (2,) and masks_velocity(loaded.env.make_worker_env())
+    observations = np.random.default_rng(0).normal(size=(20, 2)).astype(np.float32)
+    assert [agent.act(o, deterministic=True) for o in observations] == [loaded.act(o, deterministic=True) for o in observations]
+    assert [agent.act(o) for o in observations] == [loaded.act(o) for o in observations]
+    loaded.drill(1, 1, 32, verbose=False)  # and it trains on, masked
+
+
+def test_files_from_before_mask_velocity_load_unmasked(tmp_path):
+    path = trained_agent().save(tmp_path / "agent.npz")
+    old = rewritten(path, tmp_path / "old.npz", lambda description: description["env"].pop("mask_velocity"))
+    loaded = PPOAgent.load(old)
+    assert loaded.env.observation_space.shape == (4,) and not masks_velocity(loaded.env.env)
+
+
+def test_mask_velocity_in_a_file_is_checked(masked, tmp_path):
+    _, path = masked
+
+    def set_mask(value):
+        return lambda description: description["env"].__setitem__("mask_velocity", value)
+
+    with pytest.raises(CheckpointError, match=r"`env.mask_velocity` must be true or false, got 'yes'"):
+        PPOAgent.load(rewritten(path, tmp_path / "bad.npz", set_mask("yes")))
+    with pytest.raises(CheckpointError, match="the array policy/0 .* needs"):  # unmasked env, masked weights
+        PPOAgent.load(rewritten(path, tmp_path / "unmasked.npz", set_mask(False)))
+
+    def on_another_task(description):
+        description["env"]["id"] = "FrozenLake-v1"
+
+    with pytest.raises(CheckpointError, match=r"'FrozenLake-v1' cannot be made .*register_velocity_indices.*"
+                                              r"make_env\(\.\.\., mask_velocity=True"):
+        PPOAgent.load(rewritten(path, tmp_path / "unknown.npz", on_another_task))
+
+
+def test_an_env_passed_to_load_must_match_the_saved_masking(masked):
+    _, path = masked
+    with pytest.raises(CheckpointError, match=r"saved on an env without velocities .* make_env\(\.\.\., mask_velocity=True\)"):
+        PPOAgent.load(path, env=make_env("CartPole-v1", transformers=["state"]))
+    loaded = PPOAgent.load(path, env=make_env("CartPole-v1", transformers=["state"], mask_velocity=True))
+    assert loaded.env.observation_space.shape == (2,)

@@ -155,7 +155,8 @@ def test_the_file_stores_registered_names_not_import_paths(saved):
     description, _ = contents(saved[1])
     assert description["transformers"] == [{"class": "StateNormalizationTransformer", "config": {"clip": 10.0, "epsilon": 1e-8}}]
     assert description["distribution"] == {"class": "categorical", "config": {}}
-    assert description["gatherer"] == "Gatherer" and description["env"] == {"id": "CartPole-v1", "kwargs": {}}
+    assert description["gatherer"] == "Gatherer"
+    assert description["env"] == {"id": "CartPole-v1", "kwargs": {}, "mask_velocity": False}
 
 
 def test_registering_checks_the_base_class_and_taken_names(registries):

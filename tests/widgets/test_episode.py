@@ -40,3 +40,18 @@ def test_show_episode_outside_a_notebook_prints_and_the_slider_changes_the_image
 def test_an_env_without_rgb_array_rendering_is_explained():
     with pytest.raises(ValueError, match="render_mode='rgb_array'"):
         record_episode(AlwaysLeft(), gymnasium.make("CartPole-v1"))
+
+
+def test_an_agent_trained_without_velocities_plays_without_them():
+    from dexterity_nb.common.wrappers import make_env
+
+    class PositionsOnly(AlwaysLeft):
+        env = make_env("CartPole-v1", mask_velocity=True)
+
+        def act(self, observation, deterministic=False):
+            assert observation.shape == (2,), "the agent must see what it was trained on: (x, θ)"
+            return int(observation[1] > 0)
+
+    recording = record_episode(PositionsOnly(), max_frames=8, width=60, seed=0)
+    assert recording["length"] > 0
+    assert record_episode(PositionsOnly(), "CartPole-v1", max_frames=8, width=60, seed=0)["length"] > 0
