@@ -151,7 +151,8 @@ def _parser():
     evaluate = commands.add_parser("evaluate", help="evaluate a saved agent")
     evaluate.add_argument("path", help="the folder written by drill, or the agent file")
     evaluate.add_argument("--episodes", type=_positive_int, default=10)
-    evaluate.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the most likely")
+    evaluate.add_argument("--stochastic", action="store_true", help="sample actions instead of taking the deterministic one "
+                          "(the most likely for Categorical, the mean for Gaussian and Beta)")
 
     listing = commands.add_parser("presets", help="list the tasks with presets, or show one preset in full")
     listing.add_argument("env", nargs="?", help="show this task's preset (default: list them all)")

@@ -6,6 +6,3 @@ The kernel inherits this process's environment, so the variables below reach the
 import os
 
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # no debugger warning from ipykernel
-
-# The solutions are plain modules, not tests.
-collect_ignore = ["solutions"]

@@ -184,7 +184,11 @@ class Distribution:
         raise NotImplementedError
 
     def deterministic(self, *parameters):
-        """The most representative action per row (mode or mean), for evaluation."""
+        """One fixed action per row for evaluation (``deterministic=True``); each subclass says which.
+
+        Categorical: the most likely action (argmax of the logits). Gaussian: the mean, which is
+        also the most likely action. Beta: the mean, which is *not* the most likely action.
+        """
         raise NotImplementedError
 
     def env_actions(self, actions):
@@ -242,6 +246,7 @@ class Categorical(Distribution):
         return -math_.sum(math_.exp(log_probabilities) * log_probabilities, axis=-1)
 
     def deterministic(self, logits):
+        """The most likely action: argmax of the logits (the mode)."""
         return np.argmax(np.asarray(logits), axis=-1) + self.start
 
     def env_actions(self, actions):
@@ -311,6 +316,7 @@ class Gaussian(_BoxDistribution):
         return math_.sum(math_.asarray(log_std) + 0.5 * (1.0 + _LOG_TWO_PI), axis=-1)
 
     def deterministic(self, mean, log_std):
+        """The mean μ, which for a Gaussian is also the most likely action (the mode)."""
         return np.asarray(mean)
 
     def config(self):
@@ -380,6 +386,11 @@ class Beta(_BoxDistribution):
         return math_.sum(per_dimension, axis=-1) + float(self.log_width.sum())
 
     def deterministic(self, alpha, beta):
+        """The mean, low + (high − low) · α / (α + β), stretched onto the bounds.
+
+        Not the most likely action: the mode of a Beta is (α − 1) / (α + β − 2), which differs
+        from the mean unless α = β (e.g. α = 2, β = 5: mean 0.29, mode 0.2 on [0, 1]).
+        """
         alpha, beta = np.asarray(alpha, dtype=np.float64), np.asarray(beta, dtype=np.float64)
         return self.low + (self.high - self.low) * alpha / (alpha + beta)
 

@@ -2,12 +2,15 @@
 
 Each checker runs your code on reference cases computed with the package's own functions (for
 example :mod:`dexterity_nb.agent.objectives`). At the first case that goes wrong it shows the
-input, what was expected, what your code returned and a hint. Solutions are in
-``tutorials/solutions/``; try first.
+input, what was expected, what your code returned and a hint. Your function is called with its
+arguments by position (name the parameters as you like) and on copies (changing an input in place
+is reported). An answer that runs the package's own implementation of the exercise is refused:
+the point is to write it. How the checkers judge: :mod:`dexterity_nb.exercises.feedback`.
 
 ==============================  ===========  ===============================================
 checker                         tutorial     you write
 ==============================  ===========  ===============================================
+check_ppo_loss                  00           the whole PPO loss of one minibatch
 check_clipped_surrogate         01           the PPO policy loss
 check_behaviour_log_probability 02           log μ(a|s) of an ε-greedy behaviour policy
 check_mixture_gatherer          02           an ε-greedy Gatherer returning log μ(a|s)
@@ -24,9 +27,10 @@ check_explained_variance        09           explained variance of the value est
 import importlib
 
 _WHERE = {
+    "check_ppo_loss": "theory",
     "check_clipped_surrogate": "objectives",
     "check_gae": "objectives",
-    "check_explained_variance": "objectives",
+    "check_explained_variance": "diagnostics",
     "check_behaviour_log_probability": "gatherers",
     "check_mixture_gatherer": "gatherers",
     "check_reward_scale_transformer": "transformers",

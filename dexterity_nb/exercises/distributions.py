@@ -22,6 +22,9 @@ GAUSSIAN_CASES = [
      dict(actions=[[0.2, -1.0], [1.0, 1.0], [-2.0, 0.0]], mean=[[0.0, 0.5], [0.9, 1.2], [0.0, 0.0]],
           log_std=[[-0.5, 0.3], [-1.0, -1.0], [0.0, 0.7]]),
      "One log-probability per row: the result has shape (batch,)."),
+    ("three dimensions, a narrow one (σ = e^−2), one row",
+     dict(actions=[[0.1, 2.0, -0.3]], mean=[[0.0, 1.0, 0.0]], log_std=[[-2.0, 0.0, 1.0]]),
+     "A narrow Gaussian (log_std < 0) has a density above 1 near its mean: its log can be positive."),
 ]
 
 
@@ -36,6 +39,16 @@ def _gaussian_mistakes(actions, mean, log_std):
              "log_std is the *log* of σ: divide by σ = exp(log_std), not by log_std."),
             (-0.5 * (z**2 + 2 * log_std + log_two_pi), "Sum over the last axis (the action dimensions), giving shape (batch,)."),
             (-0.5 * np.sum(z**2 + log_std + log_two_pi, axis=-1), "log σ² = 2 log σ: the term is 2 · log_std."),
+            (-0.5 * np.sum(((actions - mean) / np.exp(2 * log_std)) ** 2 + 2 * log_std + log_two_pi, axis=-1),
+             "z = (a − μ) / σ: divide by σ = exp(log_std), not by the variance σ² = exp(2 · log_std)."),
+            (-0.5 * np.sum(z**2 + 2 * log_std, axis=-1) - 0.5 * log_two_pi,
+             "The constant −½ log 2π comes once *per action dimension*: with d dimensions it adds up to −(d/2) log 2π."),
+            (-0.5 * np.mean(z**2 + 2 * log_std + log_two_pi, axis=-1),
+             "The log-densities of the dimensions add up: sum over the last axis, not mean."),
+            (-0.5 * np.sum(z**2 + 2 * log_std + log_two_pi),
+             "One log-probability per row: sum over the last axis only (axis=-1), giving shape (batch,)."),
+            (np.sum(z**2 + 2 * log_std + log_two_pi, axis=-1) / 2,
+             "Mind the sign: log π = −½ Σ [...], a density below 1 has a negative log."),
         ]
 
 
@@ -46,16 +59,15 @@ def check_gaussian_log_probability(learner_function) -> bool:
 
     from dexterity_nb.common.policies import Gaussian
 
-    checker = Checker("Gaussian log-probability")
+    checker = Checker("Gaussian log-probability", forbidden=[Gaussian.log_probability])
     for name, raw, hint in GAUSSIAN_CASES:
         inputs = {key: np.array(value, dtype=np.float64) for key, value in raw.items()}
         dimensions = inputs["actions"].shape[1]
         reference = Gaussian(gymnasium.spaces.Box(-np.inf, np.inf, (dimensions,), np.float32))
-        expected = reference.log_probability(inputs["actions"], inputs["mean"], inputs["log_std"])
-        try:
-            got = learner_function(**{key: value.copy() for key, value in inputs.items()})
-        except Exception as error:  # noqa: BLE001
-            return checker.crashed(name, error, inputs)
+        expected = reference.log_probability(*inputs.values())
+        ok, got = checker.call(name, learner_function, inputs, hint)
+        if not ok:
+            return False
         if not checker.compare(name, inputs, expected, got, hint, mistakes=_gaussian_mistakes(**inputs)):
             return False
-    return checker.passed("It matches dexterity_nb.common.policies.Gaussian.log_probability.")
+    return checker.passed("It matches the Gaussian policy's log_probability, which the agent trains with.")

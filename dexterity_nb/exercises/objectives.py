@@ -1,7 +1,7 @@
-"""Exercises on the PPO maths: the clipped surrogate (tutorial 01), GAE (tutorial 06) and the
-explained variance of the value estimates (tutorial 09).
+"""Exercises on the PPO maths: the clipped surrogate (tutorial 01) and GAE (tutorial 06).
 
-References come from :mod:`dexterity_nb.agent.objectives`, the functions the agent trains with.
+References come from :mod:`dexterity_nb.agent.objectives`, the functions the agent trains with;
+an answer that runs those functions itself is refused (see :mod:`dexterity_nb.exercises.feedback`).
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ import numpy as np
 
 from dexterity_nb.exercises.feedback import Checker, as_array
 
-__all__ = ["check_clipped_surrogate", "check_gae", "check_explained_variance", "SURROGATE_CASES", "GAE_CASES",
-           "EXPLAINED_VARIANCE_CASES"]
+__all__ = ["check_clipped_surrogate", "check_gae", "SURROGATE_CASES", "GAE_CASES"]
 
 # (name, inputs, hint if this case fails) — each case is built so one typical mistake changes it.
 SURROGATE_CASES = [
@@ -53,7 +52,20 @@ def _surrogate_mistakes(log_probability, old_log_probability, advantages, clip):
         (-np.sum(np.minimum(ratio * advantages, clipped)), "Average over the batch (mean, not sum)."),
         (-np.mean(np.minimum(log_ratio * advantages, np.clip(log_ratio, 1 - clip, 1 + clip) * advantages)),
          "ρ is a ratio of probabilities: ρ = exp(log π_θ − log π_old), not the difference of the log-probabilities."),
+        (-np.mean(np.minimum(ratio * advantages, np.clip(ratio * advantages, 1 - clip, 1 + clip))),
+         "Clip the ratio ρ, not the product ρ · A: clip(ρ, 1 − ε, 1 + ε) · A."),
+        (_clipped(np.asarray(log_probability, dtype=np.float64) / np.asarray(old_log_probability, dtype=np.float64),
+                  advantages, clip),
+         "ρ = exp(log π_θ − log π_old): dividing the log-probabilities does not give the ratio of the probabilities."),
+        (_clipped(1.0 / ratio, advantages, clip),
+         "The ratio is upside down: ρ = π_θ / π_old = exp(log_probability − old_log_probability), the current policy on top."),
+        (_clipped(ratio, advantages, 0.2),
+         f"Use the `clip` argument (here ε = {clip}), not a fixed 0.2."),
     ]
+
+
+def _clipped(ratio, advantages, clip):
+    return -np.mean(np.minimum(ratio * advantages, np.clip(ratio, 1 - clip, 1 + clip) * advantages))
 
 
 def check_clipped_surrogate(learner_function) -> bool:
@@ -64,14 +76,13 @@ def check_clipped_surrogate(learner_function) -> bool:
     """
     from dexterity_nb.agent.objectives import clipped_surrogate_loss
 
-    checker = Checker("clipped surrogate loss")
+    checker = Checker("clipped surrogate loss", forbidden=[clipped_surrogate_loss])
     for name, inputs, hint in SURROGATE_CASES:
         arrays = {key: (np.array(value, dtype=np.float32) if isinstance(value, list) else value) for key, value in inputs.items()}
-        expected = float(clipped_surrogate_loss(**arrays))
-        try:
-            got = learner_function(**{key: np.array(value) if isinstance(value, np.ndarray) else value for key, value in arrays.items()})
-        except Exception as error:  # noqa: BLE001 — any error is feedback for the learner
-            return checker.crashed(name, error, arrays)
+        expected = float(clipped_surrogate_loss(*arrays.values()))
+        ok, got = checker.call(name, learner_function, arrays, hint)
+        if not ok:
+            return False
         got_array = as_array(got) if got is not None else None
         if got_array is not None and got_array.size == 1:
             got = got_array.reshape(())
@@ -138,6 +149,12 @@ def _gae_mistakes(rewards, values, next_values, terminated, episode_ends, discou
          "bootstraps from V(s_{t+1}): use `terminated` in δ and `episode_ends` only to stop the sum."),
         (reference(rewards, values, next_values, terminated, never, discount, lam)[0],
          "The sum runs across episode ends: multiply A_{t+1} by (1 − episode_ends_t) so each episode stands alone."),
+        (reference(rewards, values, next_values, terminated, episode_ends, discount, lam)[1],
+         "You return A_t + V(s_t), the value targets (returns); the exercise asks for the advantages A_t."),
+        (reference(rewards, values, np.concatenate([values[1:], next_values[-1:]]), terminated, episode_ends, discount,
+                   lam)[0],
+         "V(s_{t+1}) is next_values[t], not values[t + 1]: after an episode end, values[t + 1] belongs to the first "
+         "state of the next episode."),
     ]
 
 
@@ -152,122 +169,14 @@ def check_gae(learner_function) -> bool:
     """
     from dexterity_nb.agent.objectives import generalized_advantage_estimates
 
-    checker = Checker("generalised advantage estimation")
+    checker = Checker("generalised advantage estimation", forbidden=[generalized_advantage_estimates])
     for name, inputs, hint in GAE_CASES:
-        expected, _ = generalized_advantage_estimates(**inputs)
-        try:
-            got = learner_function(**{key: value.copy() if isinstance(value, np.ndarray) else value for key, value in inputs.items()})
-        except Exception as error:  # noqa: BLE001
-            return checker.crashed(name, error, inputs)
+        expected, _ = generalized_advantage_estimates(*inputs.values())
+        ok, got = checker.call(name, learner_function, inputs, hint)
+        if not ok:
+            return False
         if isinstance(got, tuple):
             got = got[0]
         if not checker.compare(name, inputs, expected, got, hint, mistakes=_gae_mistakes(**inputs)):
             return False
     return checker.passed("The agent computes its advantages exactly like this once per cycle.")
-
-
-def _explained_variance_case(values, returns):
-    return dict(values=np.array(values, dtype=np.float64), returns=np.array(returns, dtype=np.float64))
-
-
-# (name, inputs, hint if this case fails). Var[R] ≠ 1 and mean(R − V) ≠ 0 in the later cases, so
-# forgetting to divide, or using the mean squared error, changes the answer.
-EXPLAINED_VARIANCE_CASES = [
-    ("perfect estimates: V = R",
-     _explained_variance_case([1.0, 3.0, 2.0, 6.0], [1.0, 3.0, 2.0, 6.0]),
-     "When V predicts every return, R − V is 0 everywhere, so Var[R − V] = 0 and EV = 1."),
-    ("estimates that only know the mean return",
-     _explained_variance_case([3.0, 3.0, 3.0, 3.0], [1.0, 3.0, 2.0, 6.0]),
-     "Predicting the mean everywhere leaves all of Var[R] unexplained: Var[R − V] = Var[R], so EV = 0."),
-    ("a typical cycle: good estimates, off by a constant",
-     _explained_variance_case([0.5, 2.0, 1.0, 4.5, 3.0], [1.0, 3.0, 2.0, 6.0, 3.5]),
-     "EV = 1 − Var[R − V] / Var[R], with population variances (np.var)."),
-    ("estimates worse than the mean (EV < 0)",
-     _explained_variance_case([6.0, 1.0, 5.0, 0.0], [1.0, 3.0, 2.0, 6.0]),
-     "EV is not clipped at 0: estimates that move against the returns give a negative value."),
-    ("returns of several workers, shape (T, workers) = (3, 2)",
-     _explained_variance_case([[0.0, 1.0], [2.0, 0.5], [1.5, 2.5]], [[0.5, 1.5], [2.5, 0.0], [1.0, 4.0]]),
-     "Take the variances over all samples together (np.var of the whole array), and return one number."),
-    ("all returns equal: Var[R] = 0",
-     _explained_variance_case([1.0, 2.0, 3.0, 0.5], [2.0, 2.0, 2.0, 2.0]),
-     "With Var[R] = 0 there is nothing to explain and 1 − Var[R − V] / 0 has no meaning: check for it first "
-     "and return float('nan')."),
-]
-
-
-def _explained_variance_mistakes(values, returns):
-    errors_variance, returns_variance = np.var(returns - values), np.var(returns)
-    mistakes = []
-    if returns_variance > 0:
-        mistakes += [
-            (np.var(values) / returns_variance,
-             "You compute Var[V] / Var[R], how much V varies, not how well it predicts R. Measure the error: "
-             "EV = 1 − Var[R − V] / Var[R]."),
-            (1.0 - np.std(returns - values) / np.std(returns),
-             "You divide standard deviations; EV uses variances: 1 − Var[R − V] / Var[R] (np.var, not np.std)."),
-            (1.0 - np.mean((returns - values) ** 2) / returns_variance,
-             "You use the mean squared error mean((R − V)²), which also counts a constant offset of V as "
-             "unexplained (that is R², the coefficient of determination). EV uses Var[R − V]: the spread of "
-             "the errors around their own mean."),
-        ]
-    else:
-        mistakes += [
-            (-np.inf, "All returns are equal, so Var[R] = 0 and you divided by zero. Check for Var[R] = 0 first "
-                      "and return float('nan')."),
-            (0.0, "With Var[R] = 0 the question has no answer; 0 would claim V is exactly as good as the mean. "
-                  "Return float('nan')."),
-            (1.0, "With Var[R] = 0 the question has no answer; 1 would claim V is perfect. Return float('nan')."),
-        ]
-    mistakes.append(
-        (1.0 - errors_variance,
-         "You forgot to divide by Var[R]: 1 − Var[R − V] alone depends on the returns' scale. "
-         "EV = 1 − Var[R − V] / Var[R] is a share of the returns' variance."))
-    values_variance = np.var(values)
-    # Arguments swapped: 1 − Var[V − R] / Var[V]; with Var[V] = 0 that is −inf, or NaN from a
-    # function that guards its (wrong) denominator.
-    swapped = [1.0 - errors_variance / values_variance] if values_variance > 0 else [-np.inf, np.nan]
-    mistakes += [(value, "Your function seems to take the arguments the other way round: it is called "
-                         "explained_variance(values, returns), values first, and divides by the variance of the "
-                         "*returns*.") for value in swapped]
-    return mistakes
-
-
-def check_explained_variance(learner_function) -> bool:
-    """Check ``learner_function(values, returns) -> float``, the explained variance
-
-        EV = 1 − Var[R − V] / Var[R],   NaN when Var[R] = 0,
-
-    with V the value estimates, R the value targets (returns), and population variances. It is
-    called with two NumPy arrays by position (values first), so the parameters may have any name.
-    """
-    from dexterity_nb.agent.objectives import explained_variance
-
-    checker = Checker("explained variance")
-    for name, inputs, hint in EXPLAINED_VARIANCE_CASES:
-        expected = explained_variance(**inputs)
-        try:
-            with np.errstate(all="ignore"):  # a division by zero is feedback, not a warning
-                got = learner_function(inputs["values"].copy(), inputs["returns"].copy())
-        except ZeroDivisionError as error:
-            checker.cases += 1
-            return checker.fail(name, f"Your code raised ZeroDivisionError: {error}", inputs,
-                                "All returns are equal, so Var[R] = 0. Check for it before dividing and return "
-                                "float('nan').")
-        except Exception as error:  # noqa: BLE001 — any error is feedback for the learner
-            return checker.crashed(name, error, inputs)
-        if got is not None:
-            try:
-                got_array = as_array(got)
-            except (TypeError, ValueError):
-                got_array = None
-            if got_array is not None and got_array.ndim >= 1 and got_array.size > 1:
-                checker.cases += 1
-                return checker.fail(name, f"Expected one number, got an array of shape {got_array.shape}.", inputs,
-                                    "Take the variance over all samples (np.var without axis) so the result is one number.")
-            if got_array is not None and got_array.size == 1:
-                got = got_array.reshape(())
-        with np.errstate(all="ignore"):
-            mistakes = _explained_variance_mistakes(**inputs)
-        if not checker.compare(name, inputs, expected, got, hint, mistakes=mistakes):
-            return False
-    return checker.passed("The agent records this every cycle as history['explained_variance'].")

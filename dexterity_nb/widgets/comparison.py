@@ -11,6 +11,8 @@ are taken as PPOAgent keywords too (e.g. `{"transformers": [...], "learning_rate
 Seeds are the same for every variant, so a difference between curves is the variant's, not
 luck's. The runs go seed by seed (every variant's seed 0, then seed 1, ...) so each curve
 appears early; the Stop button ends the running drill at its cycle boundary and skips the rest.
+Where the kernel cannot deliver that click during a drill (`clicks_reach_running_cells`), a line
+in place of the button says to use the kernel's interrupt, which stops just as cleanly.
 """
 
 from __future__ import annotations
@@ -22,10 +24,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dexterity_nb.agent.callbacks import Callback
-from dexterity_nb.widgets.kernel_messages import in_notebook, process_pending_widget_messages
+from dexterity_nb.widgets.kernel_messages import (clicks_reach_running_cells, in_notebook,
+                                                  process_pending_widget_messages)
+from dexterity_nb.widgets.dashboard import stop_control
 from dexterity_nb.widgets.plots import draw_comparison, figure_to_png, new_figure, series
 
 __all__ = ["Comparison", "VariantResults", "variant_curve", "frames_to_reach"]
+
+# Shown instead of the Stop button where a click could not reach a running drill.
+COMPARISON_INTERRUPT_HINT = ("To stop early, interrupt the kernel (the ■ button): the running drill ends at "
+                             "once with its unfinished cycle undone, the other runs are skipped, and "
+                             "`.results` keeps every finished run.")
 
 VARIANT_KEYS = ("gatherer", "transformers", "model_builder", "hyperparameters", "epochs",
                 "batch_size")
@@ -224,15 +233,17 @@ class Comparison:
                                             layout=widgets.Layout(width="320px"))
         self.progress_label = widgets.Label(value="")
         self.progress_label.add_class("dexterity-cycle-count")
-        self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger",
-                                          tooltip="End the running drill and skip the rest")
-        self.stop_button.on_click(self._on_stop_click)
+        header, rows = [self.progress, self.progress_label], []
+        # outside a kernel (mode="widgets") the button is kept: tests click it
+        self.stop_button = stop_control(clicks_reach_running_cells() or not in_notebook(), self._on_stop_click,
+                                        "End the running drill and skip the rest", COMPARISON_INTERRUPT_HINT,
+                                        header, rows)
         self.status = widgets.HTML(value="")
         self.plot = widgets.Image(format="png", layout=widgets.Layout(width="760px"))
         self.table = widgets.HTML(value="")
         self.widget = widgets.VBox(
-            [widgets.HBox([self.progress, self.progress_label, self.stop_button]), self.status,
-             self.plot, self.table], layout=widgets.Layout(border="1px solid #ddd", padding="6px"))
+            [widgets.HBox(header), *rows, self.status, self.plot, self.table],
+            layout=widgets.Layout(border="1px solid #ddd", padding="6px"))
         self.widget.add_class("dexterity-comparison")
         # 9.5 × 4.75 inches at figure_to_png's 80 dpi: 760 × 380 pixels, shown 1:1 (not blurred)
         self._figure = new_figure(9.5, 4.75)
@@ -307,8 +318,7 @@ class Comparison:
         self.stop_requested = True
         if self._current_agent is not None:
             self._current_agent.stop_drill()
-        self.stop_button.disabled = True
-        self.stop_button.description = "Stopping…"
+        self._set_stop_button("Stopping…")
         self._set_status("Stop requested: ending the running drill after this cycle.")
 
     def _finish(self):
@@ -319,12 +329,16 @@ class Comparison:
             print(message)
             print(self.summary_text())
             return
-        self.stop_button.disabled = True
-        self.stop_button.description = (self.outcome or "done").capitalize()
+        self._set_stop_button((self.outcome or "done").capitalize())
         self.progress.bar_style = "success" if self.outcome == "completed" else "warning"
         self._set_status(message)
         self._redraw(force=True)
         self._update_table()
+
+    def _set_stop_button(self, description: str):
+        if self.stop_button is not None:
+            self.stop_button.disabled = True
+            self.stop_button.description = description
 
     def _runs_done(self) -> int:
         return sum(len(results.outcomes) for results in self.results.values())

@@ -6,7 +6,10 @@ The drill runs on the kernel's main thread and blocks its cell, so "Run All" sta
 After every cycle the dashboard updates its widgets in place (one output area, no growing
 scroll) and handles the clicks the kernel received meanwhile (see `kernel_messages`): a click
 on Stop calls `agent.stop_drill()`, and the drill ends at that cycle boundary with every
-finished cycle in `agent.history`. Outside a notebook it prints one line per cycle instead.
+finished cycle in `agent.history`. In a kernel where clicks cannot reach a running cell (an
+ipykernel older than those tested, see `clicks_reach_running_cells`) there is no Stop button;
+a line says to use the kernel's interrupt instead, which ends the drill cleanly too (the
+unfinished cycle is undone). Outside a notebook it prints one line per cycle instead.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ import math
 import time
 
 from dexterity_nb.agent.callbacks import Callback
-from dexterity_nb.widgets.kernel_messages import in_notebook, process_pending_widget_messages
+from dexterity_nb.widgets.kernel_messages import (INTERRUPT_HINT, clicks_reach_running_cells,
+                                                  in_notebook, process_pending_widget_messages)
 from dexterity_nb.widgets.plots import draw_history, figure_to_png, new_figure
 
 __all__ = ["LiveDashboard", "format_duration", "CYCLE_NUMBERS"]
@@ -68,6 +72,22 @@ def format_number(value, pattern: str) -> str:
     return pattern.format(value)
 
 
+def stop_control(show_button: bool, on_click, tooltip: str, hint: str, header: list, rows: list):
+    """A Stop button appended to ``header``; or, where a click would only arrive after the run
+    (``show_button`` False), ``hint`` appended to ``rows`` saying what works instead. Returns the button or None."""
+    import ipywidgets as widgets
+
+    if show_button:
+        button = widgets.Button(description="Stop", icon="stop", button_style="danger", tooltip=tooltip)
+        button.on_click(on_click)
+        header.append(button)
+        return button
+    line = widgets.HTML(value=f'<span style="color:#777">{hint}</span>')
+    line.add_class("dexterity-interrupt-hint")
+    rows.append(line)
+    return None
+
+
 class LiveDashboard(Callback):
     """A drill callback showing progress, the cycle's numbers, live plots and a Stop button.
 
@@ -81,15 +101,21 @@ class LiveDashboard(Callback):
         shows the 10-inch figure at 80 dpi pixel for pixel). The figure has the six panels of
         `plot_history`: return and mean value, length, losses, entropy and KL, explained
         variance, gradient norm with the clipping limit.
+    stop_button : None (default) shows the Stop button when the kernel can deliver its click
+        during a drill (`clicks_reach_running_cells`; always with mode="widgets" outside a
+        kernel, where tests click it) and otherwise shows `INTERRUPT_HINT` instead of a button
+        that would do nothing. True or False forces either.
     """
 
     # The dashboard shows every cycle itself, so the core's own per-cycle print is redundant.
     replaces_text_log = True
 
-    def __init__(self, mode: str = "auto", redraw_seconds: float = 0.5, plot_width: int = 800):
+    def __init__(self, mode: str = "auto", redraw_seconds: float = 0.5, plot_width: int = 800,
+                 stop_button: bool | None = None):
         if mode not in ("auto", "widgets", "text"):
             raise ValueError(f'mode must be "auto", "widgets" or "text", got {mode!r}')
         self.mode = mode
+        self.wants_stop_button = stop_button
         self.redraw_seconds = redraw_seconds
         self.plot_width = plot_width
         self.agent = None
@@ -114,18 +140,30 @@ class LiveDashboard(Callback):
         self.count_label = widgets.Label(value="")
         self.count_label.add_class("dexterity-cycle-count")
         self.time_label = widgets.Label(value="")
-        self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger",
-                                          tooltip="End the drill after the current cycle")
-        self.stop_button.on_click(self._on_stop_click)
+        header = [self.progress, self.count_label, self.time_label]
+        rows = []
+        self.stop_button = stop_control(self.has_stop_button, self._on_stop_click,
+                                        "End the drill after the current cycle", INTERRUPT_HINT, header, rows)
         self.status = widgets.HTML(value="")
         self.numbers = widgets.HTML(value="")
         self.plot = widgets.Image(format="png", layout=widgets.Layout(width=f"{self.plot_width}px"))
         self.widget = widgets.VBox(
-            [widgets.HBox([self.progress, self.count_label, self.time_label, self.stop_button]),
-             self.status, self.numbers, self.plot],
+            [widgets.HBox(header), *rows, self.status, self.numbers, self.plot],
             layout=widgets.Layout(border="1px solid #ddd", padding="6px"))
         self.widget.add_class("dexterity-dashboard")
         self._figure = new_figure()
+
+    @property
+    def has_stop_button(self) -> bool:
+        """Whether the widgets include a Stop button (see the `stop_button` parameter)."""
+        if self.wants_stop_button is not None:
+            return bool(self.wants_stop_button)
+        return clicks_reach_running_cells() if in_notebook() else True
+
+    def _set_stop_button(self, description: str, disabled: bool):
+        if self.stop_button is not None:
+            self.stop_button.description = description
+            self.stop_button.disabled = disabled
 
     def _set_status(self, text: str, color: str = "#333"):
         self.status_text = text
@@ -172,8 +210,7 @@ class LiveDashboard(Callback):
             return
         self.agent.stop_drill()
         self.stop_clicked_at_cycle = self.agent.cycle
-        self.stop_button.disabled = True
-        self.stop_button.description = "Stopping…"
+        self._set_stop_button("Stopping…", disabled=True)
         self._set_status("Stop requested: the drill ends at the end of this cycle.", "#b35900")
 
     # -- Callback hooks -----------------------------------------------------------------------
@@ -195,8 +232,7 @@ class LiveDashboard(Callback):
         self.progress.bar_style = "info"
         self.count_label.value = f"0/{total} cycles"
         self.time_label.value = "starting…"
-        self.stop_button.disabled = False
-        self.stop_button.description = "Stop"
+        self._set_stop_button("Stop", disabled=False)
         self._set_status(f"Running: cycles {self.start_cycle + 1} to {self.end_cycle}")
         self._redraw(force=True)
         if in_notebook():
@@ -235,8 +271,7 @@ class LiveDashboard(Callback):
             return
         elapsed = time.monotonic() - self._started
         self.time_label.value = f"{format_duration(elapsed)} total"
-        self.stop_button.disabled = True
-        self.stop_button.description = outcome.capitalize()
+        self._set_stop_button(outcome.capitalize(), disabled=True)
         self.progress.bar_style = {"completed": "success", "failed": "danger"}.get(outcome,
                                                                                    "warning")
         color = {"completed": "#2e7d32", "failed": "#c62828"}.get(outcome, "#b35900")

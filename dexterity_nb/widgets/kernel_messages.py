@@ -8,8 +8,16 @@ yet handled, runs the widget (comm) messages at once, and hands every other mess
 example the next cells' execute requests during "Run All") back to the kernel, in order,
 to be handled after the running cell, exactly as if they had never been looked at.
 
-Measured in JupyterLab 4.6 + Chromium (tests/browser): works with ipykernel 7.4; the
-ipykernel 6 path follows the same plan on that version's single-threaded shell.
+It reads the kernel's private structures, which differ between ipykernel 6 and 7, so it acts
+only on a kernel it was tested on (`clicks_reach_running_cells`): a structure it knows, at an
+ipykernel version no older than the oldest one tested with that structure. Tested with a Stop
+click sent to a running drill (tests/widgets/test_real_kernel.py, through jupyter_client) on
+ipykernel 6.17.1 (long pinned by Google Colab), 6.29.5 and 7.4, and in JupyterLab 4.6 + Chromium
+(tests/browser) on 6.31 and 7.4. ipykernel 7.0 to 7.3 have the 7 structure but no concurrent
+comm dispatch (`dispatch_shell(..., concurrent=True)` arrived in 7.4; on 7.0.1 a click made
+the drill fail with an AttributeError), so they are left alone.
+Elsewhere (older kernels, 7.0 to 7.3, unknown kernels) it does nothing, and the dashboards show
+no Stop button: the kernel's own interrupt stops a drill cleanly instead.
 jupyter-ui-poll does a similar thing but its ipykernel 7 support is broken (its issue #54).
 Everything here is a no-op outside a kernel (plain Python, the CLI, pytest).
 """
@@ -17,9 +25,18 @@ Everything here is a no-op outside a kernel (plain Python, the CLI, pytest).
 from __future__ import annotations
 
 import asyncio
+import functools
+import re
 import sys
 
 WIDGET_MESSAGE_TYPES = frozenset({"comm_open", "comm_msg", "comm_close"})
+
+# The oldest ipykernel, per kernel structure, on which a click was seen to reach a running cell.
+CLICKS_TESTED_FROM = {"ipykernel 6": (6, 17), "ipykernel 7": (7, 4)}
+
+# What the dashboards show instead of a Stop button when clicks cannot reach a running cell.
+INTERRUPT_HINT = ("To stop early, interrupt the kernel (the ■ button): the drill ends at once, the unfinished "
+                  "cycle is undone and every finished cycle is kept.")
 
 
 def running_kernel():
@@ -46,21 +63,58 @@ def in_notebook() -> bool:
     return running_kernel() is not None
 
 
-def process_pending_widget_messages(kernel=None) -> int:
-    """Handle the widget messages the kernel has received while the current cell runs.
+def kernel_structure(kernel) -> str | None:
+    """Which of the known ways of reading messages this kernel has: "ipykernel 7" (a shell-channel
+    thread with a subshell manager), "ipykernel 6" (the main thread reads the shell socket and
+    queues messages), or None (anything else, e.g. ipykernel 5)."""
+    shell_channel_thread = getattr(kernel, "shell_channel_thread", None)
+    if shell_channel_thread is not None and hasattr(shell_channel_thread, "manager"):
+        return "ipykernel 7"
+    if getattr(kernel, "shell_stream", None) is not None and hasattr(kernel, "schedule_dispatch"):
+        return "ipykernel 6"
+    return None
 
-    Returns how many widget messages were handled (0 outside a kernel). Button handlers run
-    inside this call, on the calling (main) thread, so they may touch the agent safely.
+
+@functools.cache
+def ipykernel_version() -> tuple[int, int]:
+    """(major, minor) of the installed ipykernel; (0, 0) when it cannot be read."""
+    try:
+        import ipykernel
+    except ImportError:
+        return (0, 0)
+    match = re.match(r"(\d+)\.(\d+)", getattr(ipykernel, "__version__", ""))
+    return (int(match[1]), int(match[2])) if match else (0, 0)
+
+
+def clicks_reach_running_cells(kernel=None, version=None) -> bool:
+    """True when `process_pending_widget_messages` delivers clicks to a running cell in this kernel.
+
+    That needs a kernel structure it knows (`kernel_structure`) and an ipykernel at least as new
+    as the oldest one it was tested on with that structure (`CLICKS_TESTED_FROM`). ``version``
+    defaults to the installed ipykernel's (major, minor). False outside a kernel.
     """
     kernel = kernel if kernel is not None else running_kernel()
     if kernel is None:
+        return False
+    structure = kernel_structure(kernel)
+    if structure is None:
+        return False
+    return (version or ipykernel_version()) >= CLICKS_TESTED_FROM[structure]
+
+
+def process_pending_widget_messages(kernel=None) -> int:
+    """Handle the widget messages the kernel has received while the current cell runs.
+
+    Returns how many widget messages were handled (0 outside a kernel, and in a kernel where
+    `clicks_reach_running_cells` is False). Button handlers run inside this call, on the calling
+    (main) thread, so they may touch the agent safely.
+    """
+    kernel = kernel if kernel is not None else running_kernel()
+    if kernel is None or not clicks_reach_running_cells(kernel):
         return 0
-    shell_channel_thread = getattr(kernel, "shell_channel_thread", None)
-    if shell_channel_thread is not None and hasattr(shell_channel_thread, "manager"):
-        return _process_ipykernel7(kernel, shell_channel_thread)
-    if getattr(kernel, "shell_stream", None) is not None and hasattr(kernel, "schedule_dispatch"):
-        return _process_ipykernel6(kernel)
-    return 0
+    if kernel_structure(kernel) == "ipykernel 7":
+        return _process_ipykernel7(kernel, kernel.shell_channel_thread)
+    return _process_ipykernel6(kernel)
 
 
 def _drain(socket):

@@ -1,7 +1,16 @@
 import os
-import sys
-from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# The solutions live next to the notebooks, as `tutorials/solutions/<set>.py`.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tutorials"))
+
+
+@pytest.fixture
+def verdict(capsys):
+    """``verdict(checker, answer)``: the checker's return value and what it printed."""
+
+    def run(checker, answer):
+        passes = checker(answer)
+        return passes, capsys.readouterr().out
+
+    return run

@@ -95,3 +95,24 @@ def test_curve_and_threshold_helpers():
 def test_a_variant_that_is_not_a_class_or_dict_is_explained():
     with pytest.raises(TypeError, match="Gatherer class or a dict"):
         Comparison({"bad": "Gatherer"}, start=False)
+
+
+@pytest.mark.parametrize("clicks_reach", [True, False])
+def test_in_a_kernel_the_stop_button_appears_only_where_its_click_can_arrive(monkeypatch, clicks_reach):
+    import ipywidgets
+
+    from dexterity_nb.widgets import comparison as comparison_module
+
+    monkeypatch.setattr(comparison_module, "in_notebook", lambda: True)
+    monkeypatch.setattr(comparison_module, "clicks_reach_running_cells", lambda: clicks_reach)
+    comparison = Comparison({"PPO": Gatherer}, env="CartPole-v1", seeds=1, cycles=1, epochs=1,
+                            batch_size=64, hyperparameters=HYPERPARAMETERS, mode="widgets")
+    assert comparison.outcome == "completed" and len(comparison.results["PPO"].histories) == 1
+    shown = list(comparison.widget.children) + list(comparison.widget.children[0].children)
+    hints = [widget for widget in shown if isinstance(widget, ipywidgets.HTML)
+             and comparison_module.COMPARISON_INTERRUPT_HINT in widget.value]
+    buttons = [widget for widget in shown if isinstance(widget, ipywidgets.Button)]
+    if clicks_reach:
+        assert buttons == [comparison.stop_button] and hints == []
+    else:
+        assert comparison.stop_button is None and buttons == [] and len(hints) == 1

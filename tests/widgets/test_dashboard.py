@@ -2,8 +2,12 @@
 
 import math
 
+import pytest
+
 from dexterity_nb.agent.callbacks import Callback
+from dexterity_nb.widgets import dashboard as dashboard_module
 from dexterity_nb.widgets.dashboard import CYCLE_NUMBERS, LiveDashboard, format_number
+from dexterity_nb.widgets.kernel_messages import INTERRUPT_HINT
 
 
 class Recorder(Callback):
@@ -83,3 +87,55 @@ def test_outside_a_notebook_the_dashboard_prints_text(make_agent, capsys):
 def test_format_number_shows_a_dash_for_cycles_without_episodes():
     assert format_number(math.nan, "{:.2f}") == "–"
     assert format_number(1234, "{:,d}") == "1,234"
+
+
+def widget_tree(widget):
+    """Every widget inside `widget`, itself included."""
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from widget_tree(child)
+
+
+@pytest.mark.parametrize("clicks_reach", [True, False])
+def test_in_a_kernel_the_stop_button_appears_only_where_its_click_can_arrive(monkeypatch, clicks_reach):
+    import ipywidgets
+
+    monkeypatch.setattr(dashboard_module, "in_notebook", lambda: True)
+    monkeypatch.setattr(dashboard_module, "clicks_reach_running_cells", lambda: clicks_reach)
+    dashboard = LiveDashboard(mode="widgets")
+    assert dashboard.has_stop_button is clicks_reach
+    dashboard._build()
+    buttons = [widget for widget in widget_tree(dashboard.widget) if isinstance(widget, ipywidgets.Button)]
+    texts = " ".join(getattr(widget, "value", "") for widget in widget_tree(dashboard.widget)
+                     if isinstance(widget, ipywidgets.HTML))
+    if clicks_reach:
+        assert buttons == [dashboard.stop_button]
+        assert INTERRUPT_HINT not in texts
+    else:
+        assert buttons == [] and dashboard.stop_button is None
+        assert INTERRUPT_HINT in texts and "interrupt the kernel" in INTERRUPT_HINT
+
+
+def test_without_a_stop_button_a_drill_runs_and_ends_as_usual(make_agent):
+    agent = make_agent()
+    dashboard = LiveDashboard(mode="widgets", stop_button=False)
+    agent.drill(2, 1, 64, callbacks=[dashboard], verbose=False)
+    assert dashboard.stop_button is None
+    assert agent.drill_outcome == "completed" and "Completed after cycle 2" in dashboard.status_text
+    assert dashboard.progress.bar_style == "success"
+
+
+def test_a_kernel_interrupt_ends_a_buttonless_drill_cleanly_as_the_hint_says(make_agent):
+    """The hint's promise: interrupting ends the drill, undoes the unfinished cycle, keeps the rest."""
+    agent = make_agent()
+    dashboard = LiveDashboard(mode="widgets", stop_button=False)
+
+    class InterruptDuringCycle3(Callback):
+        def on_gather_end(self, agent):  # mid-cycle: gathered, not yet optimised
+            if agent.cycle == 2:
+                raise KeyboardInterrupt  # what the kernel's interrupt raises in the running cell
+
+    agent.drill(5, 1, 64, callbacks=[dashboard, InterruptDuringCycle3()], verbose=False)
+    assert agent.drill_outcome == "interrupted"
+    assert agent.cycle == 2 and [entry["cycle"] for entry in agent.history] == [1, 2]
+    assert "Interrupted" in dashboard.status_text and "after cycle 2" in dashboard.status_text

@@ -166,3 +166,50 @@ def test_ipykernel6_runs_widget_messages_now_and_queues_the_rest_in_order(socket
     assert process_pending_widget_messages(kernel) == len(WIDGET_MESSAGES)
     assert kernel.handled == WIDGET_MESSAGES and kernel.scheduled == OTHER_MESSAGES
     assert kernel.parent == ("cell identity", {"header": {"msg_type": "execute_request"}})
+
+
+# -- which kernels get a Stop button ---------------------------------------------------------------
+
+def kernel6_structure():
+    return SimpleNamespace(shell_stream=SimpleNamespace(socket=None), schedule_dispatch=print)
+
+
+def kernel7_structure():
+    return SimpleNamespace(shell_channel_thread=SimpleNamespace(manager=object()))
+
+
+@pytest.mark.parametrize("make_kernel, version, expected", [
+    (kernel6_structure, (6, 16), False),   # older than the oldest ipykernel 6 tested (6.17)
+    (kernel6_structure, (6, 17), True),    # long pinned by Google Colab
+    (kernel6_structure, (6, 29), True),
+    (kernel7_structure, (7, 3), False),    # 7.0 to 7.3 cannot dispatch a comm message concurrently
+    (kernel7_structure, (7, 4), True),
+    (SimpleNamespace, (7, 4), False),      # a kernel without a structure we know (e.g. ipykernel 5)
+])
+def test_clicks_reach_running_cells_needs_a_known_structure_at_a_tested_version(
+        make_kernel, version, expected):
+    assert kernel_messages.clicks_reach_running_cells(make_kernel(), version=version) is expected
+
+
+def test_outside_a_kernel_clicks_never_reach_a_running_cell():
+    assert kernel_messages.clicks_reach_running_cells() is False
+
+
+def test_the_installed_ipykernel_version_is_read_as_major_minor(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ipykernel", SimpleNamespace(__version__="6.17.1"))
+    kernel_messages.ipykernel_version.cache_clear()
+    try:
+        assert kernel_messages.ipykernel_version() == (6, 17)
+    finally:
+        kernel_messages.ipykernel_version.cache_clear()
+
+
+def test_an_untested_ipykernel_is_left_alone_and_its_messages_stay_queued(socket_pair, monkeypatch):
+    sender, receiver = socket_pair
+    kernel = Kernel6(receiver)
+    send_all(kernel.session, sender, SENT)
+    monkeypatch.setattr(kernel_messages, "ipykernel_version", lambda: (6, 5))
+    assert process_pending_widget_messages(kernel) == 0
+    assert kernel.handled == [] and kernel.scheduled == []
+    # untouched: the kernel itself reads them after the cell, as it would without us
+    assert [message_type(kernel.session, raw) for raw in kernel_messages._drain(receiver)] == SENT

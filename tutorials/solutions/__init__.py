@@ -1,1 +1,0 @@
-"""Reference solutions of the tutorials' exercises, one module per tutorial. Try first!"""
