@@ -138,6 +138,9 @@ def _parser():
                        help="how far value predictions may move per cycle, or none (off)")
     drill.add_argument("--seed", type=_seed, default=None)
     drill.add_argument("--transformers", help='comma-separated: "state", "reward", "state,reward" or "none"')
+    drill.add_argument("--mask-velocity", action="store_true",
+                       help="drop the velocities from the observation, so that only a policy with memory can infer "
+                            "them (the tasks of dexterity_nb.common.wrappers.VELOCITY_INDICES)")
     drill.add_argument("--model", type=_model_name, default="simple",
                        help="registered model builder name (default: simple)")
     drill.add_argument("--distribution", type=_distribution_name,
@@ -289,7 +292,8 @@ def drill_command(arguments) -> int:
     gatherer = _load_gatherer(arguments.gatherer) if arguments.gatherer else None
     out = Path(arguments.out or f"runs/{arguments.env}-{time.strftime('%Y%m%d-%H%M%S')}")
     _check_output_folder(out)  # now, not after the drill: a bad --out must not cost the trained agent
-    env = make_env(arguments.env, transformers=transformers)  # a missing Box2D shows here, before TensorFlow loads
+    # a missing Box2D, or a task whose velocities are unknown, shows here, before TensorFlow loads
+    env = make_env(arguments.env, transformers=transformers, mask_velocity=arguments.mask_velocity)
     loggers = _loggers(arguments, out) if is_root else []  # before the agent: a bad path costs nothing
     cycles = _cycles_to_drill(arguments, preset, agent_options, report=print if is_root else (lambda line: None))
 

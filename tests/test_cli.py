@@ -200,3 +200,24 @@ def test_presets_and_the_new_flag_errors_do_not_load_tensorflow():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip().splitlines()[-1] == "False", result.stderr[-2000:]
+
+
+def test_mask_velocity_drills_and_saves_a_velocity_free_agent(tmp_path, capsys):
+    out = tmp_path / "masked"
+    assert cli.main(["drill", "CartPole-v1", "--mask-velocity", "--cycles", "1", "--horizon", "16", "--workers", "2",
+                     "--epochs", "1", "--batch-size", "16", "--seed", "0", "--out", str(out)]) == 0
+    capsys.readouterr()
+    from dexterity_nb.agent.ppo_agent import PPOAgent
+
+    loaded = PPOAgent.load(out / "agent.npz")
+    assert loaded.env.observation_space.shape == (2,)  # x and θ; ẋ and θ̇ are gone
+    assert cli.main(["evaluate", str(out), "--episodes", "1"]) == 0
+
+
+def test_mask_velocity_on_a_task_without_known_velocities_fails_before_tensorflow_loads(capsys):
+    code = ("import sys; from dexterity_nb import cli; "
+            "code = cli.main(['drill', 'Taxi-v4', '--mask-velocity', '--cycles', '1']); "
+            "print(code, 'tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split()[-2:] == ["2", "False"], result.stdout + result.stderr
+    assert "does not know which observation components of 'Taxi-v4' are velocities" in result.stderr
