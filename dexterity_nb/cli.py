@@ -89,10 +89,11 @@ def _setting_type(name: str):
 
 
 def _model_name(text):
-    """``--model``: the name of a registered feed-forward model builder."""
+    """``--model``: the name of a model builder registered for every model type (simple, wide, deep)."""
     from dexterity_nb.models import MODEL_BUILDERS
 
-    known = sorted(name for name, kind in MODEL_BUILDERS if kind == "ffn")
+    types = ("ffn", "rnn", "gru", "lstm")
+    known = sorted(name for name in {name for name, _ in MODEL_BUILDERS} if all((name, kind) in MODEL_BUILDERS for kind in types))
     if text not in known:
         raise argparse.ArgumentTypeError(f"must be a registered model builder ({', '.join(known)}), got {text}")
     return text
@@ -143,6 +144,11 @@ def _parser():
                             "them (the tasks of dexterity_nb.common.wrappers.VELOCITY_INDICES)")
     drill.add_argument("--model", type=_model_name, default="simple",
                        help="registered model builder name (default: simple)")
+    drill.add_argument("--model-type", choices=("ffn", "rnn", "gru", "lstm"), default="ffn",
+                       help="ffn (feed-forward, default) or a recurrent network that remembers: rnn, gru or lstm "
+                            "(for tasks whose observation hides part of the state, e.g. with --mask-velocity)")
+    drill.add_argument("--chunk-length", type=_positive_int,
+                       help="recurrent model types only: steps per training sequence (default 16)")
     drill.add_argument("--distribution", type=_distribution_name,
                        help="categorical, gaussian, beta or auto (default: the preset's, else from the action space)")
     drill.add_argument("--gatherer", help="module:Class of a Gatherer subclass")
@@ -279,6 +285,9 @@ def drill_command(arguments) -> int:
     from dexterity_nb.common.wrappers import check_env_id, make_env
 
     check_env_id(arguments.env)  # fail before TensorFlow loads
+    if arguments.chunk_length is not None and arguments.model_type == "ffn":
+        raise ValueError("--chunk-length is the training sequence length of recurrent networks; add --model-type gru "
+                         "(or lstm, rnn), or drop --chunk-length.")
     is_root = resolve_communicator().is_root  # with MPI, rank 0 alone prints, logs and saves
     preset = presets.preset_for(arguments.env)
     transformers = preset["transformers"] if arguments.transformers is None else [
@@ -302,7 +311,9 @@ def drill_command(arguments) -> int:
     from dexterity_nb.agent.ppo_agent import PPOAgent
     from dexterity_nb.models import get_model_builder
 
-    agent = PPOAgent(get_model_builder(arguments.model, "ffn"), env, seed=arguments.seed, **agent_options)
+    if arguments.chunk_length is not None:
+        agent_options["chunk_length"] = arguments.chunk_length
+    agent = PPOAgent(get_model_builder(arguments.model, arguments.model_type), env, seed=arguments.seed, **agent_options)
     if gatherer is not None:
         agent.assign_gatherer(gatherer)
     target = preset.get("target_return") if arguments.target_return is None else arguments.target_return

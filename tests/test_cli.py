@@ -53,6 +53,7 @@ class RecordingAgent:
 
     def __init__(self, model_builder, env, **kwargs):
         RecordingAgent.built.append(dict(kwargs, model=model_builder.name, transformers=[type(t).__name__ for t in env.transformers]))
+        RecordingAgent.model_type = model_builder.model_type
 
     def drill(self, n, epochs, batch_size, callbacks=None):
         raise Drilled(n, epochs, batch_size, callbacks)
@@ -83,6 +84,14 @@ def test_every_flag_reaches_the_agent(tmp_path, monkeypatch):
                           distribution="categorical", seed=3, model="wide",
                           transformers=["StateNormalizationTransformer", "RewardNormalizationTransformer"])
     assert (cycles, epochs, batch_size) == (4, 3, 24)
+
+
+def test_the_recurrent_flags_reach_the_agent(tmp_path, monkeypatch):
+    kwargs, _ = _built_with(monkeypatch, tmp_path, "--cycles", "1", "--model-type", "lstm", "--chunk-length", "8",
+                            "--mask-velocity")
+    assert (kwargs["chunk_length"], kwargs["model"], RecordingAgent.model_type) == (8, "simple", "lstm")
+    kwargs, _ = _built_with(monkeypatch, tmp_path, "--cycles", "1")
+    assert "chunk_length" not in kwargs and RecordingAgent.model_type == "ffn"
 
 
 def test_the_words_for_off_constant_and_auto(tmp_path, monkeypatch):
@@ -221,3 +230,25 @@ def test_mask_velocity_on_a_task_without_known_velocities_fails_before_tensorflo
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.split()[-2:] == ["2", "False"], result.stdout + result.stderr
     assert "does not know which observation components of 'Taxi-v4' are velocities" in result.stderr
+
+
+def test_a_recurrent_model_type_drills_saves_and_evaluates(tmp_path, capsys):
+    out = tmp_path / "memory"
+    assert cli.main(["drill", "CartPole-v1", "--mask-velocity", "--model-type", "gru", "--chunk-length", "8",
+                     "--cycles", "2", "--horizon", "16", "--workers", "2", "--epochs", "1", "--batch-size", "16",
+                     "--seed", "0", "--out", str(out)]) == 0
+    capsys.readouterr()
+    from dexterity_nb.agent.ppo_agent import PPOAgent
+
+    loaded = PPOAgent.load(out / "agent.npz")
+    assert loaded.recurrent and loaded.chunk_length == 8 and loaded.model_builder.model_type == "gru"
+    assert cli.main(["evaluate", str(out), "--episodes", "1"]) == 0
+
+
+def test_chunk_length_without_a_recurrent_model_type_fails_before_tensorflow_loads():
+    code = ("import sys; from dexterity_nb import cli; "
+            "code = cli.main(['drill', 'CartPole-v1', '--chunk-length', '8', '--cycles', '1']); "
+            "print(code, 'tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.split()[-2:] == ["2", "False"], result.stdout + result.stderr
+    assert "--chunk-length is the training sequence length of recurrent networks; add --model-type gru" in result.stderr

@@ -40,3 +40,21 @@ def test_the_cli_lunar_lander_preset_lands(tmp_path):
     assert "Solved: the last 20 episodes averaged" in result.stdout, result.stdout[-2000:]
     returns = json.loads((out / "evaluation.json").read_text())["returns"]
     assert len(returns) == 10 and np.mean(returns) >= 200, returns
+
+
+def test_memory_solves_velocity_free_cartpole_where_a_feed_forward_policy_cannot():
+    """CartPole without its velocities, seed 0, 30 cycles of 1,024 frames each: the GRU agent balances
+    the pole for hundreds of steps, the feed-forward agent with the same settings stays near 50.
+
+    Measured on this machine (10 deterministic episodes): the GRU agent 301 for seed 0 (seeds 0–4: 179 to 323),
+    the feed-forward agent 45 (seeds 0–2: 43 to 45).
+    """
+    env = make_env("CartPole-v1", mask_velocity=True)
+    evaluations = {}
+    for model_type in ("ffn", "gru"):
+        agent = PPOAgent(get_model_builder("simple", model_type), env, horizon=128, workers=8, learning_rate=1e-3,
+                         c_entropy=0.0, seed=0, verbose=False)
+        agent.drill(30, epochs=10, batch_size=256, verbose=False)
+        evaluations[model_type] = agent.evaluate(n_episodes=10, deterministic=True)
+    assert evaluations["gru"].mean_return >= 150, evaluations
+    assert evaluations["ffn"].mean_return < 100, evaluations

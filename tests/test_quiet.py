@@ -115,6 +115,10 @@ def test_building_drilling_evaluating_and_rendering_writes_nothing_to_stderr():
         agent.drill(1, 1, 16, verbose=False)
         agent.evaluate(1)
         show_episode(agent, max_frames=2, width=60, seed=0)
+        # A recurrent agent's update is XLA-compiled at its first cycle: XLA's INFO lines are dropped too.
+        memory = PPOAgent(get_model_builder("simple", "gru"), make_env("CartPole-v1", mask_velocity=True),
+                          horizon=16, workers=2, seed=0, verbose=False)
+        memory.drill(1, 1, 16, verbose=False)
         warnings.warn("a learner's warning", UserWarning)  # after all that, real warnings still show
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

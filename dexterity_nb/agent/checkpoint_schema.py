@@ -8,7 +8,8 @@ never gets as far as a ``KeyError`` deep inside the loading code, nor into a tra
 The description (format ``dexterity_nb-agent-2``) is a dict with exactly these keys::
 
     format           "dexterity_nb-agent-2"
-    hyperparameters  PPOAgent.hyperparameters(); lr_schedule is None, "linear" or "custom"
+    hyperparameters  PPOAgent.hyperparameters(); lr_schedule is None, "linear" or "custom"; chunk_length (None for
+                     feed-forward agents) is absent in files written before recurrent agents
     model_builder    {"model", "model_type", "shared", **options} of a registered builder, or null
     distribution     {"class": registered name, "config": constructor arguments}
     env              {"id": gymnasium id, "kwargs": gymnasium.make arguments, "mask_velocity": bool}, or
@@ -114,6 +115,11 @@ def _seed(field, value):
         _expect_int(field, value, minimum=0)
 
 
+def _positive_int_or_none(field, value):
+    if value is not None:
+        _expect_int(field, value, minimum=1)
+
+
 def _schedule(field, value):
     if value not in (None, "linear", "custom"):
         _fail(field, f'must be null, "linear" or "custom" (a function, which the file cannot hold), got {_came(value)}')
@@ -124,16 +130,20 @@ HYPERPARAMETERS = {
     "horizon": _positive_int, "workers": _positive_int, "learning_rate": _expect_number, "discount": _expect_number,
     "lam": _expect_number, "clip": _expect_number, "c_entropy": _expect_number, "c_value": _expect_number,
     "gradient_clipping": _finite_or_none, "lr_schedule": _schedule, "seed": _seed, "value_clip": _finite_or_none,
+    "chunk_length": _positive_int_or_none,
 }
+OPTIONAL_HYPERPARAMETERS = ("chunk_length",)  # files written before recurrent agents lack it (feed-forward: None)
 
 
 # ------------------------------------------------------------------ the description
 def check_description(description: dict) -> None:
     """Check every field of a parsed description (its ``format`` already checked); raise on the first bad one."""
     _expect_dict("description", description, DESCRIPTION_KEYS)
-    hyperparameters = _expect_dict("hyperparameters", description["hyperparameters"], tuple(HYPERPARAMETERS))
-    for name, check in HYPERPARAMETERS.items():
-        check(f"hyperparameters.{name}", hyperparameters[name])
+    saved = _expect_dict("hyperparameters", description["hyperparameters"])
+    keys = tuple(name for name in HYPERPARAMETERS if name not in OPTIONAL_HYPERPARAMETERS or name in saved)
+    hyperparameters = _expect_dict("hyperparameters", saved, keys)
+    for name in keys:
+        HYPERPARAMETERS[name](f"hyperparameters.{name}", hyperparameters[name])
     _check_model_builder(description["model_builder"])
     _check_named_spec("distribution", description["distribution"])
     _check_env_recipe(description["env"])

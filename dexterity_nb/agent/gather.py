@@ -8,6 +8,10 @@ how actions are chosen (exploration, curiosity, ...).
 
 When ``select_action`` is not overridden, the choice is made for all workers at once with the
 same formulas and the same per-worker random streams, so results are identical, only faster.
+
+A recurrent policy also carries each worker's *memory* (its hidden state) from step to step and
+from cycle to cycle; the rollout wipes a worker's memory where its episode ends, and records the
+memory each observation was seen with, for training on sequences (``sequences.py``).
 """
 
 from __future__ import annotations
@@ -91,6 +95,11 @@ class Trajectories:
 
     ``next_observations[t]`` is the state step t led to: the final observation where an episode
     ended at t, otherwise ``observations[t + 1]`` (or the current state for the last step).
+
+    Recurrent policies only (else ``None``): ``memories[t]`` is the memory the policy was called
+    with together with ``observations[t]`` (zero at an episode's first step), and
+    ``next_memories[t]`` the memory that call returned, which goes with ``next_observations[t]``
+    (before it is wiped at an episode end). Shape ``(horizon, workers, memory_size)``.
     """
 
     observations: np.ndarray
@@ -103,6 +112,8 @@ class Trajectories:
     episode_returns: list = field(default_factory=list)
     episode_lengths: list = field(default_factory=list)
     seconds: float = 0.0
+    memories: np.ndarray | None = None
+    next_memories: np.ndarray | None = None
 
     @property
     def frames(self) -> int:
@@ -116,13 +127,15 @@ class Rollout:
     as in Stable-Baselines3 and CleanRL.
     """
 
-    def __init__(self, env_factory, workers: int, gatherer_class, distribution, transformers, seed_sequence, first_worker_id=0):
+    def __init__(self, env_factory, workers: int, gatherer_class, distribution, transformers, seed_sequence, first_worker_id=0,
+                 memory_size: int = 0):
         self.workers = workers
         self.distribution = distribution
         self.transformers = transformers
         self.seed_sequence = seed_sequence
         self.vector_env = SyncVectorEnv([env_factory] * workers, autoreset_mode=AutoresetMode.SAME_STEP)
         self.first_worker_id = first_worker_id
+        self.memory_size = memory_size  # 0: a feed-forward policy, which remembers nothing
         self.assign(gatherer_class)
         self.needs_reset = True
         self.observations = None
@@ -177,10 +190,12 @@ class Rollout:
         self.observations = self.transform_states(raw_observations, update=True)
         self.episode_returns = np.zeros(self.workers)
         self.episode_lengths = np.zeros(self.workers, dtype=np.int64)
+        self.memory = np.zeros((self.workers, self.memory_size), dtype=np.float32)
         self.needs_reset = False
 
     def gather(self, policy_forward, horizon: int) -> Trajectories:
-        """Play ``horizon`` steps in every worker with ``policy_forward(observations) -> parameters``."""
+        """Play ``horizon`` steps in every worker with ``policy_forward(observations) -> parameters``
+        (recurrent: ``policy_forward(observations, memory) -> (parameters, memory)``)."""
         start = time.perf_counter()
         if self.needs_reset:
             self.reset()
@@ -197,10 +212,19 @@ class Rollout:
         episode_ends = np.empty((horizon, workers), dtype=bool)
         finished_returns, finished_lengths = [], []
         rngs = [gatherer.rng for gatherer in self.gatherers]
+        recurrent = self.memory_size > 0
+        if recurrent:
+            memories = np.empty((horizon, workers, self.memory_size), dtype=np.float32)
+            next_memories = np.empty_like(memories)
 
         for t in range(horizon):
             observations[t] = self.observations
-            parameters = policy_forward(self.observations)
+            if recurrent:
+                memories[t] = self.memory
+                parameters, self.memory = policy_forward(self.observations, self.memory)
+                next_memories[t] = self.memory
+            else:
+                parameters = policy_forward(self.observations)
             if self.custom_selection:
                 step_actions, step_log_probabilities = self._select_one_by_one(parameters)
             else:
@@ -224,6 +248,8 @@ class Rollout:
             next_observations[t] = self.observations
             if ends.any():
                 ended = np.flatnonzero(ends)
+                if recurrent:
+                    self.memory[ended] = 0.0  # a new episode remembers nothing of the last one
                 final = np.stack([info["final_obs"][index] for index in ended])
                 next_observations[t, ended] = self.transform_states(final, update=False)
                 finished_returns.extend(self.episode_returns[ended].tolist())
@@ -234,6 +260,7 @@ class Rollout:
         return Trajectories(
             observations, next_observations, actions, log_probabilities, rewards, terminated, episode_ends,
             finished_returns, finished_lengths, time.perf_counter() - start,
+            memories if recurrent else None, next_memories if recurrent else None,
         )
 
     def _select_one_by_one(self, parameters):

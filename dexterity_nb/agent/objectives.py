@@ -15,6 +15,7 @@ from dexterity_nb.common.quiet_import import tensorflow as tf  # TensorFlow with
 
 __all__ = [
     "generalized_advantage_estimates",
+    "weighted_mean",
     "normalize_advantages",
     "clipped_surrogate_loss",
     "clip_by_global_norm",
@@ -62,23 +63,36 @@ def generalized_advantage_estimates(rewards, values, next_values, terminated, ep
     return advantages, advantages + values
 
 
-def normalize_advantages(advantages, epsilon=1e-8, moments=None):
+def weighted_mean(values, weights=None):
+    """mean_t x_t, or Σ_t w_t x_t / Σ_t w_t with ``weights``: the recurrent update's sequences are
+    padded to a fixed length, and padding steps (w_t = 0) must not count."""
+    if weights is None:
+        return tf.reduce_mean(values)
+    weights = tf.cast(weights, values.dtype)
+    return tf.reduce_sum(values * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+
+def normalize_advantages(advantages, epsilon=1e-8, moments=None, weights=None):
     """Â = (A − μ) / (σ + ε), with μ and σ² the mean and (population) variance of the minibatch.
 
     Keeps the step size independent of the reward scale. ``moments``: ``(μ, σ²)`` computed
     elsewhere, for a minibatch spread over MPI processes (each holds only its share of ``A``, but
     all must normalise with the whole minibatch's moments to compute what one process would);
-    ``None`` computes them from ``advantages``. Shapes: ``(B,)`` in, ``(B,)`` out.
+    ``None`` computes them from ``advantages`` (over the steps of weight 1 if ``weights`` is given).
+    Shapes: ``(B,)`` in, ``(B,)`` out.
     """
     advantages = tf.convert_to_tensor(advantages, dtype=tf.float32)
-    if moments is None:
+    if moments is None and weights is not None:
+        mean = weighted_mean(advantages, weights)
+        variance = weighted_mean(tf.square(advantages - mean), weights)
+    elif moments is None:
         mean, variance = tf.nn.moments(advantages, axes=[0])
     else:
         mean, variance = (tf.cast(moment, tf.float32) for moment in moments)
     return (advantages - mean) / (tf.sqrt(variance) + epsilon)
 
 
-def clipped_surrogate_loss(log_probability, old_log_probability, advantages, clip):
+def clipped_surrogate_loss(log_probability, old_log_probability, advantages, clip, weights=None):
     """L^CLIP = −mean_t min(ρ_t A_t, clip(ρ_t, 1 − ε, 1 + ε) A_t),  ρ_t = π_θ(a_t|s_t) / π_old(a_t|s_t).
 
     Minimising it raises the probability of advantageous actions, but gains nothing once ρ_t
@@ -90,10 +104,10 @@ def clipped_surrogate_loss(log_probability, old_log_probability, advantages, cli
     advantages = tf.convert_to_tensor(advantages, dtype=tf.float32)
     unclipped = ratio * advantages
     clipped = tf.clip_by_value(ratio, 1.0 - clip, 1.0 + clip) * advantages
-    return -tf.reduce_mean(tf.minimum(unclipped, clipped))
+    return -weighted_mean(tf.minimum(unclipped, clipped), weights)
 
 
-def value_loss(values, returns, old_values=None, clip=None):
+def value_loss(values, returns, old_values=None, clip=None, weights=None):
     """L^V = ½ mean_t (V(s_t) − R_t)².
 
     With ``clip`` (off by default), the value may move at most ``clip`` from ``old_values`` before
@@ -107,19 +121,19 @@ def value_loss(values, returns, old_values=None, clip=None):
         old_values = tf.convert_to_tensor(old_values, dtype=tf.float32)
         clipped_values = old_values + tf.clip_by_value(values - old_values, -clip, clip)
         squared_error = tf.maximum(squared_error, tf.square(clipped_values - returns))
-    return 0.5 * tf.reduce_mean(squared_error)
+    return 0.5 * weighted_mean(squared_error, weights)
 
 
-def approximate_kl(log_probability, old_log_probability):
+def approximate_kl(log_probability, old_log_probability, weights=None):
     """KL(π_old ‖ π_θ) ≈ mean_t [(ρ_t − 1) − log ρ_t]: never negative, low variance (Schulman, 2020)."""
     log_ratio = tf.convert_to_tensor(log_probability, dtype=tf.float32) - tf.convert_to_tensor(old_log_probability, dtype=tf.float32)
-    return tf.reduce_mean(tf.exp(log_ratio) - 1.0 - log_ratio)
+    return weighted_mean(tf.exp(log_ratio) - 1.0 - log_ratio, weights)
 
 
-def clip_fraction(log_probability, old_log_probability, clip):
+def clip_fraction(log_probability, old_log_probability, clip, weights=None):
     """The share of samples whose ratio ρ_t lies outside [1 − ε, 1 + ε]: how often clipping acts."""
     ratio = tf.exp(tf.convert_to_tensor(log_probability, dtype=tf.float32) - tf.convert_to_tensor(old_log_probability, dtype=tf.float32))
-    return tf.reduce_mean(tf.cast(tf.abs(ratio - 1.0) > clip, tf.float32))
+    return weighted_mean(tf.cast(tf.abs(ratio - 1.0) > clip, tf.float32), weights)
 
 
 def explained_variance(values, returns):

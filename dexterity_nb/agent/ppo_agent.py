@@ -15,6 +15,7 @@ A *cycle* has two phases:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -27,16 +28,15 @@ import numpy as np
 
 from dexterity_nb.agent.callbacks import Callback, CycleLogger
 from dexterity_nb.agent.gather import Gatherer, GathererError, Rollout, Trajectories, check_gatherer_class
+from dexterity_nb.agent.update import UPDATE_METRICS
 from dexterity_nb.common.mpi import local_batch_size, resolve_communicator, split_workers
 from dexterity_nb.common.policies import get_distribution
+from dexterity_nb.common.quiet_import import first_xla_compilation_quietly
 from dexterity_nb.common.wrappers import TransformedEnv, make_env
 
 __all__ = ["PPOAgent", "EvaluationResult", "NonFiniteLossError"]
 
 
-# What the compiled update reports per cycle, in this order: means over the applied minibatches.
-# gradient_norm is the global norm ‖g‖ before clipping (with MPI: of the ranks' mean gradient).
-UPDATE_METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "gradient_norm")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -100,6 +100,22 @@ def _checked_setting(name, value, shown_name=None):
     return _number_in(shown_name or name, value, low, high, low_inclusive)
 
 
+def _checked_chunk_length(chunk_length, recurrent, horizon):
+    """``chunk_length`` of a recurrent agent (default 16, at most the horizon); ``None`` for a feed-forward one."""
+    if not recurrent:
+        if chunk_length is not None:
+            raise ValueError(f"`chunk_length` ({chunk_length!r}) is the training sequence length of recurrent networks; "
+                             'this agent\'s are feed-forward. Drop it, or use get_model_builder("simple", "gru").')
+        return None
+    if chunk_length is None:
+        return min(16, horizon)
+    length = _positive_int("chunk_length", chunk_length)
+    if length > horizon:
+        raise ValueError(f"`chunk_length` ({length}) is longer than the horizon ({horizon}): a training sequence cannot "
+                         f"be longer than what a worker gathers in a cycle. Use at most {horizon}.")
+    return length
+
+
 def _checked_schedule(schedule):
     if not (schedule is None or (isinstance(schedule, str) and schedule == "linear") or callable(schedule)):
         raise ValueError(f'`lr_schedule` must be None, "linear" or a function progress -> factor; got {schedule!r}.')
@@ -136,13 +152,21 @@ class PPOAgent:
             :class:`dexterity_nb.common.mpi.Communicator` / ``SingleProcess``. With K processes, each
             gathers for its share of ``workers`` and computes gradients on ``batch_size / K`` samples
             of every minibatch; only rank 0 prints, runs callbacks and saves (see ``common/mpi.py``).
+        chunk_length: for recurrent networks (model types "rnn", "gru", "lstm") only: training cuts
+            each worker's horizon into sequences of this many steps, and gradients flow back through
+            at most that many (truncated back-propagation through time; ``agent/sequences.py``).
+            Longer remembers further back but trains slower. Default 16; typical 8–64, at most ``horizon``.
+
+    A recurrent agent has a *memory* (its networks' hidden states, ``memory_size`` numbers per
+    worker), wiped where an episode begins. ``evaluate`` handles it; ``act`` carries it from call
+    to call: call ``agent.reset_memory()`` when a new episode starts.
     """
 
     def __init__(self, model_builder, env, horizon: int = 512, workers: int = 8, learning_rate: float = 1e-3,
                  discount: float = 0.99, lam: float = 0.95, clip: float = 0.2, c_entropy: float = 0.01,
                  c_value: float = 0.5, gradient_clipping: float | None = 0.5, lr_schedule=None,
                  distribution=None, seed: int | None = None, value_clip: float | None = None, verbose: bool = True,
-                 communicator=None):
+                 communicator=None, chunk_length: int | None = None):
         # Every argument is checked before anything is built.
         self.horizon = _positive_int("horizon", horizon)
         self.workers = _positive_int("workers", workers)
@@ -187,17 +211,21 @@ class PPOAgent:
 
         self.policy, self.value = model_builder(env.observation_space, self.distribution)
         self._check_networks()
+        self.chunk_length = _checked_chunk_length(chunk_length, self.recurrent, self.horizon)
         self._variables = _unique_variables(self.policy.trainable_variables + self.value.trainable_variables)
         self.optimizer = keras.optimizers.Adam(self.learning_rate, epsilon=1e-5)
         self.optimizer.build(self._variables)
         if self.communicator.size > 1:  # start from rank 0's weights (equal anyway with a seed)
             for variable, value in zip(self._variables, self.communicator.broadcast_arrays([v.numpy() for v in self._variables])):
                 variable.assign(value)
-        self._build_compiled_functions()
+        from dexterity_nb.agent.update import build_compiled_functions
+
+        build_compiled_functions(self)
+        self._act_memory = self.initial_memory(1)
 
         self.gatherer_class = Gatherer
         self.rollout = Rollout(env.make_worker_env, self._local_workers, Gatherer, self.distribution, self.transformers,
-                               workers_seed, first_worker_id=self._first_worker)
+                               workers_seed, first_worker_id=self._first_worker, memory_size=self.memory_size)
         self.cycle = 0
         self.history: list[dict] = []
         self.drill_end_cycle = 0
@@ -210,203 +238,51 @@ class PPOAgent:
 
     # ------------------------------------------------------------------ set-up
     def _check_networks(self):
+        """Call both networks once; find out whether they are recurrent and how much memory they carry."""
+        from dexterity_nb.models import RECURRENT_MODEL_TYPES
+
+        def inputs(model):  # a subclassed Keras model may not know its inputs: one, the observations
+            return len(getattr(model, "inputs", None) or [None])
+
+        self.recurrent = inputs(self.policy) == 3
+        model_type = getattr(self.model_builder, "model_type", None)
+        expected = self.recurrent if model_type is None else model_type in RECURRENT_MODEL_TYPES
+        if expected != self.recurrent or (self.recurrent and inputs(self.value) != 3):
+            raise ValueError(
+                f"The model builder {self.model_builder!r} is of type {getattr(self.model_builder, 'model_type', None)!r} "
+                f"but its policy takes {inputs(self.policy)} input(s) and its value network "
+                f"{inputs(self.value)}. Recurrent types ({', '.join(RECURRENT_MODEL_TYPES)}) take [observations, "
+                "resets, state] and return their new state last (see dexterity_nb.models); other types take the "
+                "observations only."
+            )
         observation = np.zeros((1, *self.env.observation_space.shape), dtype=np.float32)
-        outputs = self.policy(observation)
-        outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        if self.recurrent:
+            self._policy_memory_size = int(self.policy.inputs[2].shape[-1])
+            value_memory = int(self.value.inputs[2].shape[-1])
+            steps, resets = observation[:, None], np.zeros((1, 1), dtype=np.float32)
+            *outputs, _ = self.policy([steps, resets, np.zeros((1, self._policy_memory_size), dtype=np.float32)])
+            value = np.asarray(self.value([steps, resets, np.zeros((1, value_memory), dtype=np.float32)])[0])
+            self.memory_size = self._policy_memory_size + value_memory
+        else:
+            self._policy_memory_size = self.memory_size = 0
+            outputs = self.policy(observation)
+            outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+            value = np.asarray(self.value(observation))
         if len(outputs) != self.distribution.parameter_count:
             raise ValueError(
                 f"The policy network returns {len(outputs)} output(s); {self.distribution!r} needs "
                 f"{self.distribution.parameter_count}. Build its heads with distribution.build_heads(features)."
             )
-        value = np.asarray(self.value(observation))
         if value.shape != (1, 1):
             raise ValueError(f"The value network must return shape (batch, 1); it returned {value.shape}.")
 
-    def _build_compiled_functions(self):
-        import tensorflow as tf
+    def initial_memory(self, rows: int = 1):
+        """The memory at an episode's start (zeros, shape ``(rows, memory_size)``); ``None`` if not recurrent."""
+        return np.zeros((rows, self.memory_size), dtype=np.float32) if self.recurrent else None
 
-        from dexterity_nb.agent import objectives
-        from dexterity_nb.models.numpy_forward import NumpyForward
-
-        observation_shape = self.env.observation_space.shape
-        mirror = NumpyForward.mirror(self.policy)
-        if mirror is not None and mirror.matches(observation_shape):
-            self._policy_forward = mirror
-        else:
-            compiled_policy = tf.function(self.policy, input_signature=[tf.TensorSpec((None, *observation_shape), tf.float32)])
-
-            def policy_forward(observations):
-                outputs = compiled_policy(tf.constant(observations, dtype=tf.float32))
-                return [output.numpy() for output in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
-
-            self._policy_forward = policy_forward
-
-        self.trace_count = 0  # how often the compiled update was traced (a test checks it stays 1)
-        self._graph_settings = {
-            name: tf.Variable(0.0, trainable=False, name=name)
-            for name in ("clip", "c_entropy", "c_value", "gradient_clipping", "value_clip")
-        }
-        self._graph_setting_values = {}
-        settings, policy, value, distribution = self._graph_settings, self.policy, self.value, self.distribution
-        variables, optimizer = self._variables, self.optimizer
-        action_dtype = tf.int64 if isinstance(distribution.action_space, gymnasium.spaces.Discrete) else tf.float32
-        data_signature = [
-            tf.TensorSpec((None, *observation_shape), tf.float32),
-            tf.TensorSpec((None, *distribution.action_space.shape), action_dtype),
-            tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.float32),
-            tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.float32),
-        ]
-
-        @tf.function(input_signature=[tf.TensorSpec((None, *observation_shape), tf.float32)], autograph=False)
-        def values_of(observations):
-            return tf.squeeze(value(observations), axis=-1)
-
-        def minibatch_gradients(data, indices, advantage_moments=None):
-            """Loss, the 5 loss metrics (UPDATE_METRICS but gradient_norm) and the gradient of one
-            minibatch (``indices`` into the cycle's data).
-
-            ``advantage_moments``: (mean, variance) of the whole minibatch's advantages when this
-            process holds only its share of it (MPI); ``None``: from the samples at ``indices``.
-            """
-            observations, actions, old_log_probabilities, advantages, returns, old_values = (
-                tf.gather(array, indices) for array in data
-            )
-            with tf.GradientTape() as tape:
-                parameters = policy(observations, training=True)
-                parameters = list(parameters) if isinstance(parameters, (list, tuple)) else [parameters]
-                log_probabilities = distribution.log_probability(actions, *parameters)
-                entropy = tf.reduce_mean(distribution.entropy(*parameters))
-                policy_loss = objectives.clipped_surrogate_loss(
-                    log_probabilities, old_log_probabilities,
-                    objectives.normalize_advantages(advantages, moments=advantage_moments), settings["clip"]
-                )
-                predicted_values = tf.squeeze(value(observations, training=True), axis=-1)
-                value_loss = tf.cond(
-                    settings["value_clip"] > 0,
-                    lambda: objectives.value_loss(predicted_values, returns, old_values, settings["value_clip"]),
-                    lambda: objectives.value_loss(predicted_values, returns),
-                )
-                loss = policy_loss + settings["c_value"] * value_loss - settings["c_entropy"] * entropy
-            metrics = tf.stack([
-                policy_loss, value_loss, entropy,
-                objectives.approximate_kl(log_probabilities, old_log_probabilities),
-                objectives.clip_fraction(log_probabilities, old_log_probabilities, settings["clip"]),
-            ])
-            gradients = tape.gradient(loss, variables)
-            unreached = [variable.path for gradient, variable in zip(gradients, variables) if gradient is None]
-            if unreached:  # known while tracing (or at every eager call): a network part the loss never uses
-                raise ValueError(
-                    f"The loss does not depend on the trainable weights {unreached}: they would never learn. "
-                    "Check that every layer of the model builder's networks leads to an output, or make the "
-                    "layer non-trainable (layer.trainable = False)."
-                )
-            return loss, metrics, gradients
-
-        def apply_gradients(gradients, norm=None):
-            """Clip the gradient to ``gradient_clipping`` and take one Adam step; returns ‖g‖ before clipping."""
-            norm = tf.linalg.global_norm(gradients) if norm is None else norm
-            optimizer.apply(objectives.clip_by_global_norm(gradients, settings["gradient_clipping"], norm), variables)
-            return norm
-
-        # autograph=False: the loop is written with tf.while_loop by hand, which makes tracing
-        # (once per agent) about twice as fast as letting autograph convert every function called.
-        @tf.function(input_signature=[*data_signature, tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((), tf.int32)],
-                     autograph=False)
-        def optimize(observations, actions, old_log_probabilities, advantages, returns, old_values, permutations, batch_size):
-            """All epochs of one cycle in one compiled call: no Python between minibatches.
-
-            Stops at the first minibatch whose loss or gradient is not finite, without applying it.
-            Returns (mean metrics over the applied minibatches, how many were applied, all finite?);
-            the metrics are the 5 of ``minibatch_gradients`` then the gradient's norm before clipping.
-            """
-            self.trace_count += 1  # runs only while tracing
-            data = (observations, actions, old_log_probabilities, advantages, returns, old_values)
-            batches_per_epoch = tf.shape(permutations)[1] // batch_size
-            total = tf.shape(permutations)[0] * batches_per_epoch
-
-            def keep_going(step, completed, finite, metric_sums):
-                return tf.logical_and(step < total, finite)
-
-            def one_minibatch(step, completed, finite, metric_sums):
-                epoch, batch = step // batches_per_epoch, step % batches_per_epoch
-                indices = permutations[epoch, batch * batch_size:(batch + 1) * batch_size]
-                loss, metrics, gradients = minibatch_gradients(data, indices)
-                norm = tf.linalg.global_norm(gradients)
-                finite = tf.logical_and(tf.math.is_finite(loss), tf.math.is_finite(norm))
-
-                def apply():
-                    apply_gradients(gradients, norm)
-                    return completed + 1, metric_sums + tf.concat([metrics, tf.reshape(norm, [1])], axis=0)
-
-                completed, metric_sums = tf.cond(finite, apply, lambda: (completed, metric_sums))
-                return step + 1, completed, finite, metric_sums
-
-            _, completed, finite, metric_sums = tf.while_loop(
-                keep_going, one_minibatch, (tf.constant(0), tf.constant(0), tf.constant(True), tf.zeros([len(UPDATE_METRICS)]))
-            )
-            return metric_sums / tf.cast(tf.maximum(completed, 1), tf.float32), completed, finite
-
-        # The MPI path (common/mpi.py) splits a minibatch step in two compiled halves around the
-        # Allreduce: this rank's flat gradient, then the update with the ranks' mean gradient.
-        variable_sizes = [int(np.prod(variable.shape)) for variable in variables]
-
-        @tf.function(input_signature=[*data_signature, tf.TensorSpec((None,), tf.int32), tf.TensorSpec((2,), tf.float32)],
-                     autograph=False)
-        def local_gradients(observations, actions, old_log_probabilities, advantages, returns, old_values, indices,
-                            advantage_moments):
-            """One flat float32 vector: this rank's gradient, then the 5 loss metrics, then the loss."""
-            data = (observations, actions, old_log_probabilities, advantages, returns, old_values)
-            loss, metrics, gradients = minibatch_gradients(data, indices, (advantage_moments[0], advantage_moments[1]))
-            flat = [tf.reshape(tf.cast(g, tf.float32), [-1]) for g in gradients]
-            return tf.concat(flat + [tf.cast(metrics, tf.float32), tf.reshape(tf.cast(loss, tf.float32), [1])], axis=0)
-
-        @tf.function(input_signature=[tf.TensorSpec((None,), tf.float32)], autograph=False)
-        def apply_flat_gradients(flat):
-            """Apply the ranks' mean gradient (flat); returns its norm before clipping."""
-            return apply_gradients([tf.cast(tf.reshape(piece, variable.shape), variable.dtype)
-                                    for piece, variable in zip(tf.split(flat, variable_sizes), variables)])
-
-        # Undoing an unfinished cycle: weights and optimizer state are copied on the device in one
-        # compiled call per cycle (reading ~30 variables one by one into NumPy costs milliseconds).
-        saved_state = list(variables) + list(optimizer.variables)
-        backups = [tf.Variable(variable, trainable=False) for variable in saved_state]
-
-        @tf.function(input_signature=[tf.TensorSpec((None, *observation_shape), tf.float32)], autograph=False)
-        def back_up_and_value(observations):
-            """V(observations), and a copy of the weights and optimizer state, in one call per cycle."""
-            for backup, variable in zip(backups, saved_state):
-                backup.assign(variable)
-            return values_of(observations)
-
-        @tf.function(autograph=False)
-        def restore():
-            for backup, variable in zip(backups, saved_state):
-                variable.assign(backup)
-
-        self._optimize = optimize
-        self._local_gradients = local_gradients
-        self._apply_flat_gradients = apply_flat_gradients
-        self._back_up_and_value, self._restore_weights = back_up_and_value, restore
-        self._backup_is_fresh = False  # True once this cycle's copy is taken (see _restore)
-        self._compile_now()
-
-    def _compile_now(self):
-        """Trace and run every compiled function once, on dummy data, and undo the update.
-
-        A network or distribution that cannot be trained fails here, before any work; and the
-        one-time costs (tracing, TensorFlow's first-run graph optimisation, ~0.5 s) are paid while
-        building the agent, so the first cycle's time in the log is like every other cycle's.
-        """
-        space = self.distribution.action_space
-        observations = np.zeros((1, *self.env.observation_space.shape), dtype=np.float32)
-        actions = np.zeros((1, *space.shape), dtype=np.int64 if isinstance(space, gymnasium.spaces.Discrete) else np.float32)
-        if isinstance(space, gymnasium.spaces.Discrete):
-            actions += space.start
-        zeros = np.zeros(1, dtype=np.float32)
-        self._sync_graph_settings(self.learning_rate)
-        self._back_up_and_value(observations)
-        self._optimize(observations, actions, zeros, zeros, zeros, zeros, np.zeros((1, 1), dtype=np.int32), np.int32(1))
-        self._restore_weights()
+    def reset_memory(self):
+        """Forget what ``act`` remembers (a recurrent agent's memory): call it when a new episode starts."""
+        self._act_memory = self.initial_memory(1)
 
     # ------------------------------------------------------------------ public API
     def assign_gatherer(self, gatherer_class):
@@ -453,7 +329,15 @@ class PPOAgent:
                 f"`batch_size` ({batch_size}) is larger than one cycle's samples (horizon × workers = "
                 f"{self.horizon} × {self.workers} = {samples}); use at most {samples}."
             )
-        if self.communicator.size > 1:
+        if self.recurrent and batch_size < self.chunk_length:
+            raise ValueError(
+                f"`batch_size` ({batch_size}) is smaller than one training sequence (chunk_length = {self.chunk_length}); "
+                f"a recurrent agent's minibatch is ⌊batch_size / chunk_length⌋ whole chunks. Use a batch_size of at "
+                f"least {self.chunk_length}, ideally a multiple of it."
+            )
+        if self.recurrent and self.communicator.size > 1:
+            self._check_sequences_split_evenly(batch_size)
+        if self.communicator.size > 1 and not self.recurrent:
             share = local_batch_size(batch_size, self.communicator.size)
             smallest = self.horizon * (self.workers // self.communicator.size)
             if share > smallest:
@@ -506,6 +390,27 @@ class PPOAgent:
             callback.on_drill_end(self, self.history)
         return self.history
 
+    def _check_sequences_split_evenly(self, batch_size):
+        """Under MPI, a recurrent minibatch is split into equal shares of whole, unpadded chunks.
+
+        Then every rank's loss is a mean over equally many steps, and the mean of the ranks'
+        gradients is the gradient of the whole minibatch, as for feed-forward agents.
+        """
+        size, length = self.communicator.size, self.chunk_length
+        if self.horizon % length:
+            raise ValueError(f"Under MPI, `horizon` ({self.horizon}) must be a multiple of `chunk_length` ({length}), so "
+                             f"that no training sequence is padded and every process's share weighs the same. Use e.g. "
+                             f"chunk_length={math.gcd(self.horizon, length)} or horizon={self.horizon // length * length or length}.")
+        chunks = batch_size // length
+        if chunks < size or chunks % size:
+            raise ValueError(f"Under MPI with {size} processes, a recurrent minibatch of batch_size // chunk_length = "
+                             f"{batch_size} // {length} = {chunks} chunks cannot be split evenly; use a batch_size that is a "
+                             f"multiple of chunk_length × processes = {length * size}.")
+        smallest = (self.workers // size) * (self.horizon // length)
+        if chunks // size > smallest:
+            raise ValueError(f"`batch_size` / processes asks {chunks // size} chunks of each process per minibatch, more than "
+                             f"the process with fewest workers has ({smallest}); use batch_size at most {smallest * size * length}.")
+
     def evaluate(self, n_episodes: int = 10, deterministic: bool = True, max_steps: int | None = None) -> EvaluationResult:
         """Play ``n_episodes`` with frozen transformer statistics; report original returns.
 
@@ -528,9 +433,9 @@ class PPOAgent:
         returns, lengths = [], []
         for _ in range(n_episodes):
             observation, _ = env.reset(seed=int(rng.integers(2**31)))
-            total, length, done = 0.0, 0, False
+            total, length, done, memory = 0.0, 0, False, self.initial_memory(1)
             while not done:
-                action = self._choose(observation, deterministic, rng)
+                action, memory = self._choose(observation, deterministic, rng, memory)
                 observation, reward, terminated, truncated, _ = env.step(action)
                 total += float(reward)
                 length += 1
@@ -540,11 +445,17 @@ class PPOAgent:
         return EvaluationResult(np.array(returns), np.array(lengths), deterministic)
 
     def act(self, observation, deterministic: bool = False):
-        """The action for one raw observation (transformer statistics are not updated)."""
-        self._policy_forward_refresh()  # ~0.2 ms: the weights may have been set from outside (set_weights, a copy)
-        return self._choose(observation, deterministic, self._act_rng)
+        """The action for one raw observation (transformer statistics are not updated).
 
-    def _choose(self, observation, deterministic, rng):
+        A recurrent agent remembers the observations of earlier calls: call :meth:`reset_memory`
+        when a new episode starts (``evaluate`` and the episode player do).
+        """
+        self._policy_forward_refresh()  # ~0.2 ms: the weights may have been set from outside (set_weights, a copy)
+        action, self._act_memory = self._choose(observation, deterministic, self._act_rng, self._act_memory)
+        return action
+
+    def _choose(self, observation, deterministic, rng, memory=None):
+        """``(action, memory after it)`` for one raw observation; the memory is ``None`` if not recurrent."""
         states = np.asarray(observation, dtype=np.float32)[None]
         if states.shape[1:] != self.env.observation_space.shape:
             raise ValueError(
@@ -553,9 +464,12 @@ class PPOAgent:
             )
         for transformer in self.transformers:
             states = transformer.transform_state(states, update=False)
-        parameters = self._policy_forward(states)
+        if self.recurrent:
+            parameters, memory = self._policy_forward(states, memory)
+        else:
+            parameters = self._policy_forward(states)
         actions = self.distribution.deterministic(*parameters) if deterministic else self.distribution.sample(*parameters, rng=rng)
-        return self.distribution.env_actions(actions)[0]
+        return self.distribution.env_actions(actions)[0], memory
 
     def save(self, path):
         """Write the agent to one file at ``path``, atomically (see ``dexterity_nb.agent.checkpoint``).
@@ -617,7 +531,7 @@ class PPOAgent:
             "discount": self.discount, "lam": self.lam, "clip": self.clip, "c_entropy": self.c_entropy,
             "c_value": self.c_value, "gradient_clipping": self.gradient_clipping,
             "lr_schedule": "custom" if custom else self.lr_schedule,
-            "seed": self.seed, "value_clip": self.value_clip,
+            "seed": self.seed, "value_clip": self.value_clip, "chunk_length": self.chunk_length,
         }
 
     def __repr__(self):
@@ -683,20 +597,55 @@ class PPOAgent:
         return stats
 
     def _advantages(self, trajectories: Trajectories):
+        """V(s_t), the advantages and the returns of a cycle, each ``(horizon, workers)``.
+
+        V(s_t) and V(s_{t+1}) come from one value pass, which also backs up the weights. A
+        recurrent value network takes one step from the memory recorded with each state.
+        """
         from dexterity_nb.agent.objectives import generalized_advantage_estimates
 
         horizon, workers = trajectories.rewards.shape
-        flat_observations = trajectories.observations.reshape(horizon * workers, *trajectories.observations.shape[2:])
-        flat_next = trajectories.next_observations.reshape(flat_observations.shape)
-        both = self._back_up_and_value(np.concatenate([flat_observations, flat_next])).numpy()
+        samples = horizon * workers
+        both = np.concatenate([trajectories.observations, trajectories.next_observations])
+        both = both.reshape(2 * samples, *trajectories.observations.shape[2:])  # all s_t, then all s_{t+1}
+        if self.recurrent:
+            memories = np.concatenate([trajectories.memories, trajectories.next_memories]).reshape(2 * samples, -1)
+            both = self._back_up_and_value(both, memories).numpy()
+        else:
+            both = self._back_up_and_value(both).numpy()
         self._backup_is_fresh = True
-        values = both[: horizon * workers].reshape(horizon, workers)
-        next_values = both[horizon * workers:].reshape(horizon, workers)
+        values = both[:samples].reshape(horizon, workers)
+        next_values = both[samples:].reshape(horizon, workers)
         advantages, returns = generalized_advantage_estimates(
             trajectories.rewards, values, next_values, trajectories.terminated, trajectories.episode_ends,
             self.discount, self.lam,
         )
-        return flat_observations, values.reshape(-1), advantages.reshape(-1), returns.reshape(-1)
+        return values, advantages, returns
+
+    def _update_data(self, trajectories, values, advantages, returns, batch_size):
+        """The cycle's data as the compiled update takes it, its sample count, and samples per minibatch.
+
+        Feed-forward: one sample per step, ``(horizon · workers, ...)``. Recurrent: one sample per
+        chunk of ``chunk_length`` steps, ``(chunks, chunk_length, ...)``, with the chunk's reset and
+        valid masks and the memory recorded at its first step; a minibatch is
+        ⌊batch_size / chunk_length⌋ whole chunks.
+        """
+        from dexterity_nb.agent import sequences
+
+        per_step = (trajectories.actions, trajectories.log_probabilities, advantages.astype(np.float32),
+                    returns.astype(np.float32), values.astype(np.float32))
+        if not self.recurrent:
+            steps = trajectories.rewards.size
+            flat = [array.reshape(steps, *array.shape[2:]) for array in (trajectories.observations, *per_step)]
+            return tuple(flat), steps, batch_size
+        chunks = sequences.cut_into_chunks(trajectories.episode_ends, self.chunk_length)
+        data = (
+            sequences.gather_chunks(trajectories.observations, chunks),
+            chunks.reset.astype(np.float32), chunks.valid.astype(np.float32),
+            sequences.chunk_start_states(trajectories.memories, chunks),
+            *(sequences.gather_chunks(array, chunks) for array in per_step),
+        )
+        return data, chunks.count, batch_size // self.chunk_length
 
     def _optimize_on(self, trajectories, epochs, batch_size, learning_rate):
         """Optimise on one cycle's data; returns ({metric name: value}, minibatches applied).
@@ -704,19 +653,18 @@ class PPOAgent:
         The metrics are the :data:`UPDATE_METRICS` (means over the applied minibatches) and the
         value diagnostics of the estimates GAE used, before this update (see ``_value_diagnostics``).
         """
-        observations, values, advantages, returns = self._advantages(trajectories)
-        diagnostics = self._value_diagnostics(values, returns)
-        samples = len(observations)
+        values, advantages, returns = self._advantages(trajectories)
+        diagnostics = self._value_diagnostics(values.reshape(-1), returns.reshape(-1))
+        data, samples, batch_size = self._update_data(trajectories, values, advantages, returns, batch_size)
         permutations = np.stack([self._shuffle_rng.permutation(samples) for _ in range(epochs)]).astype(np.int32)
         self._sync_graph_settings(learning_rate)
-        optimize = self._optimize if self.communicator.size == 1 else self._optimize_distributed
-        metrics, completed, finite = optimize(
-            observations,
-            trajectories.actions.reshape(samples, *trajectories.actions.shape[2:]),
-            trajectories.log_probabilities.reshape(-1),
-            advantages.astype(np.float32), returns.astype(np.float32), values.astype(np.float32),
-            permutations, np.int32(batch_size),
-        )
+        if self.communicator.size == 1:
+            batches = samples // batch_size  # per epoch; the last samples of each permutation sit this epoch out
+            minibatches = permutations[:, :batches * batch_size].reshape(epochs, batches, batch_size)
+            with first_xla_compilation_quietly() if self.recurrent else contextlib.nullcontext():
+                metrics, completed, finite = self._optimize(data, minibatches)
+        else:
+            metrics, completed, finite = self._optimize_distributed(data, permutations, np.int32(batch_size))
         if not bool(finite):
             raise NonFiniteLossError(
                 f"Cycle {self.cycle + 1}: the loss or its gradient became non-finite in minibatch {int(completed) + 1}. "
@@ -751,8 +699,7 @@ class PPOAgent:
         return {"explained_variance": explained_variance_from_variances(error_variance, return_variance, mean_squared_return),
                 "mean_value": float(means[2])}
 
-    def _optimize_distributed(self, observations, actions, old_log_probabilities, advantages, returns, old_values,
-                              permutations, batch_size):
+    def _optimize_distributed(self, data, permutations, batch_size):
         """``_optimize`` for K > 1 MPI processes: one Allreduce per minibatch, the same update on every rank.
 
         Each rank takes ``batch_size / K`` of its own samples per minibatch; its gradient and loss
@@ -770,11 +717,17 @@ class PPOAgent:
 
         size = self.communicator.size
         share = local_batch_size(int(batch_size), size)
-        batches_per_epoch = self.horizon * (self.workers // size) // share
+        if self.recurrent:  # samples are whole chunks, all of chunk_length valid steps (drill checks it under MPI)
+            batches_per_epoch = (self.workers // size) * (self.horizon // self.chunk_length) // share
+            advantages = data[6]  # (chunks, chunk_length)
+        else:
+            batches_per_epoch = self.horizon * (self.workers // size) // share
+            advantages = data[3]
         shares = minibatch_shares(advantages, permutations, share, batches_per_epoch)
+        shares = shares.reshape(*shares.shape[:2], -1)  # (epochs, batches, this rank's steps of the minibatch)
         means = self.communicator.average(np.ascontiguousarray(share_means(shares), dtype=np.float32))
         variances = self.communicator.average(np.ascontiguousarray(share_squared_deviations(shares, means), dtype=np.float32))
-        data = [tf.constant(array) for array in (observations, actions, old_log_probabilities, advantages, returns, old_values)]
+        data = tuple(tf.constant(array) for array in data)
         # The loss metrics of minibatch_gradients travel in the buffer; the gradient norm is taken after the Allreduce.
         loss_metrics = len(UPDATE_METRICS) - 1
         metric_sums, completed = np.zeros(len(UPDATE_METRICS)), 0
@@ -783,7 +736,7 @@ class PPOAgent:
                 indices = tf.constant(permutation[batch * share:(batch + 1) * share])
                 moments = tf.constant([means[epoch, batch], variances[epoch, batch]], dtype=tf.float32)
                 # [gradients, the loss metrics, loss]
-                buffer = np.array(self._local_gradients(*data, indices, moments), dtype=np.float32)
+                buffer = np.array(self._local_gradients(data, indices, moments), dtype=np.float32)
                 self.communicator.average(buffer)
                 if not np.all(np.isfinite(buffer)):  # the same verdict on every rank: the buffer is the same
                     return tf.constant(metric_sums / max(completed, 1), tf.float32), completed, False

@@ -16,10 +16,15 @@ descriptor 2 at a temporary file, then restores it and writes back every capture
 not one of :data:`KNOWN_START_UP_LINES` (a Python warning, an unexpected C++ error). Inside
 ipykernel, fd 2 is the kernel's own pipe, and restoring it keeps later output flowing to the
 notebook. Once TensorFlow is loaded, this is a plain import.
+
+XLA (which recurrent agents' updates use) writes a few more INFO lines the first time it
+compiles in a process; :func:`first_xla_compilation_quietly` wraps that first call with the same
+capture.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import re
@@ -27,7 +32,8 @@ import sys
 import tempfile
 import threading
 
-__all__ = ["KNOWN_START_UP_LINES", "drop_start_up_lines", "import_quietly"]
+__all__ = ["KNOWN_START_UP_LINES", "KNOWN_XLA_LINES", "drop_start_up_lines", "import_quietly",
+           "first_xla_compilation_quietly"]
 
 # (severity, C++ source file, start of the message): matched on the message, not the line
 # number, which changes between releases.
@@ -41,6 +47,10 @@ _ABSL_NOTICE = "WARNING: All log messages before absl::InitializeLog() is called
 
 #: The lines TensorFlow writes at start-up on a machine without a GPU (besides absl's notice).
 KNOWN_START_UP_LINES = (_ONEDNN, _NO_CUDA_DRIVER, _CPU_FEATURES)
+#: The lines XLA writes at its first compilation in a process.
+KNOWN_XLA_LINES = (("I", "service.cc", "XLA service"), ("I", "service.cc", "  StreamExecutor"),
+                   ("I", "device_compiler.h", "Compiled cluster using XLA!"),
+                   ("I", "dump_mlir_util.cc", "disabling MLIR crash reproducer"))
 
 # absl's format: "I0000 00:00:1795630445.554896    5738 port.cc:153] message".
 _LOG_LINE = re.compile(r"(?P<severity>[IWEF])\d{4} [\d:.]+\s+\d+ (?P<source>[\w.\-]+):\d+\] (?P<message>.*)")
@@ -69,7 +79,7 @@ def drop_start_up_lines(captured: bytes) -> bytes:
     for index, (line, text) in enumerate(zip(lines, texts)):
         start_up = (
             text == _ABSL_NOTICE
-            or any(_is(text, known) for known in KNOWN_START_UP_LINES)
+            or any(_is(text, known) for known in KNOWN_START_UP_LINES + KNOWN_XLA_LINES)
             or (no_driver and _is(text, _CUINIT_FAILED))
             or (text.startswith(_CPU_FEATURES_SECOND_LINE) and index > 0 and _is(texts[index - 1], _CPU_FEATURES))
         )
@@ -97,20 +107,58 @@ def import_quietly(name: str):
             saved_stderr = os.dup(2)
         except OSError:  # no fd 2 (e.g. pythonw): nothing to keep quiet
             return importlib.import_module(name)
-        with tempfile.TemporaryFile() as captured:
-            _flush_python_stderr()
-            os.dup2(captured.fileno(), 2)
-            try:
-                tensorflow = importlib.import_module("tensorflow")
-                tensorflow.config.list_physical_devices()
-                module = importlib.import_module(name)
-            finally:
-                _flush_python_stderr()
-                os.dup2(saved_stderr, 2)
-                os.close(saved_stderr)
-                captured.seek(0)
-                _write_to_stderr_fd(drop_start_up_lines(captured.read()))
-        return module
+        with _known_lines_dropped(saved_stderr):
+            tensorflow = importlib.import_module("tensorflow")
+            tensorflow.config.list_physical_devices()
+            return importlib.import_module(name)
+
+
+_xla_compiled = False
+
+
+@contextlib.contextmanager
+def first_xla_compilation_quietly():
+    """Around a call that may be the process's first XLA compilation: drop XLA's INFO lines then.
+
+    Every other line written meanwhile is written back when the call ends. After the first use
+    that returns, this does nothing.
+    """
+    global _xla_compiled
+    if _xla_compiled:
+        yield
+        return
+    with _lock:
+        try:
+            saved_stderr = os.dup(2)
+        except OSError:  # no fd 2: nothing to keep quiet
+            saved_stderr = None
+        if saved_stderr is None:
+            yield
+        else:
+            with _known_lines_dropped(saved_stderr):
+                yield
+        _xla_compiled = True
+
+
+class _known_lines_dropped:
+    """Point fd 2 at a temporary file; on exit restore ``saved_stderr`` and write back the unknown lines."""
+
+    def __init__(self, saved_stderr):
+        self.saved_stderr = saved_stderr
+
+    def __enter__(self):
+        self.captured = tempfile.TemporaryFile()
+        _flush_python_stderr()
+        os.dup2(self.captured.fileno(), 2)
+
+    def __exit__(self, *exception):
+        _flush_python_stderr()
+        os.dup2(self.saved_stderr, 2)
+        os.close(self.saved_stderr)
+        self.captured.seek(0)
+        _write_to_stderr_fd(drop_start_up_lines(self.captured.read()))
+        self.captured.close()
+        return False
 
 
 def _flush_python_stderr():

@@ -21,6 +21,7 @@ check_gae                       06           generalised advantage estimation
 check_stop_when_solved          07           a callback that stops a solved drill
 check_merge_moments             08           merging count/mean/variance of two samples
 check_explained_variance        09           explained variance of the value estimates
+check_reset_mask                10           the reset mask of training chunks
 ==============================  ===========  ===============================================
 """
 
@@ -38,6 +39,7 @@ _WHERE = {
     "check_model_builder": "models",
     "check_stop_when_solved": "callbacks",
     "check_merge_moments": "statistics",
+    "check_reset_mask": "memory",
 }
 
 __all__ = sorted(_WHERE)

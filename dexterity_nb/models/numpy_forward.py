@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["NumpyForward"]
+__all__ = ["NumpyForward", "NumpyRecurrentStep"]
 
 _ACTIVATIONS = {
     "linear": lambda x: x,
@@ -111,3 +111,130 @@ class NumpyForward:
         return len(got) == len(expected) and all(
             np.allclose(np.asarray(e), g, atol=tolerance, rtol=tolerance) for e, g in zip(expected, got)
         )
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _cell_step(kind, weights, activation, recurrent_activation, x, state):
+    """One step of a Keras SimpleRNN, GRU (``reset_after``) or LSTM cell, as its ``call`` computes it.
+
+    ``state`` is the flat memory of :class:`~dexterity_nb.models.layers.ResettingCell`: h, or
+    [h, c] for an LSTM. Returns ``(output h, new flat state)``.
+    """
+    if kind == "SimpleRNNCell":
+        kernel, recurrent_kernel, *bias = weights
+        h = activation(x @ kernel + (bias[0] if bias else 0.0) + state @ recurrent_kernel)
+        return h, h
+    if kind == "GRUCell":
+        kernel, recurrent_kernel, *bias = weights
+        input_bias, recurrent_bias = (bias[0][0], bias[0][1]) if bias else (0.0, 0.0)
+        x_z, x_r, x_h = np.split(x @ kernel + input_bias, 3, axis=-1)
+        h_z, h_r, h_h = np.split(state @ recurrent_kernel + recurrent_bias, 3, axis=-1)
+        z, r = recurrent_activation(x_z + h_z), recurrent_activation(x_r + h_r)
+        h = z * state + (1.0 - z) * activation(x_h + r * h_h)  # z keeps the old memory, 1 − z takes the new
+        return h, h
+    kernel, recurrent_kernel, *bias = weights  # LSTMCell: gates i, f, c, o
+    h, c = np.split(state, 2, axis=-1)
+    i, f, g, o = np.split(x @ kernel + h @ recurrent_kernel + (bias[0] if bias else 0.0), 4, axis=-1)
+    c = recurrent_activation(f) * c + recurrent_activation(i) * activation(g)
+    h = recurrent_activation(o) * activation(c)
+    return h, np.concatenate([h, c], axis=-1)
+
+
+class NumpyRecurrentStep:
+    """One gathering step of a recurrent agent in NumPy: ``(observations, memories) -> (parameters, memories)``,
+    equal to stepping its Keras policy and value networks (see ``agent/update.py``).
+
+    Covers networks shaped like :func:`dexterity_nb.models.build_recurrent`'s: Dense layers, one
+    ``keras.layers.RNN`` of a :class:`~dexterity_nb.models.layers.ResettingCell` (SimpleRNN, GRU
+    or LSTM, without dropout), then Dense or StateIndependentLogStd heads. :meth:`mirror` returns
+    ``None`` for anything else, and the agent checks the mirror against Keras before using it.
+    """
+
+    def __init__(self, networks, policy_memory):
+        self._networks = networks  # per model: (hidden Dense layers, RNN layer, head layers, memory slice)
+        self._policy_memory = policy_memory
+        self._read_weights = None
+        self.refresh()
+
+    @classmethod
+    def mirror(cls, policy, value, policy_memory):
+        from dexterity_nb.models.layers import ResettingCell, StateIndependentLogStd
+
+        networks = []
+        try:
+            for model, memory in ((policy, slice(0, policy_memory)), (value, slice(policy_memory, None))):
+                recurrent = [layer for layer in model.layers if type(layer).__name__ == "RNN"]
+                if len(recurrent) != 1 or not isinstance(recurrent[0].cell, ResettingCell):
+                    return None
+                cell = recurrent[0].cell.cell
+                if getattr(cell, "dropout", 0) or getattr(cell, "recurrent_dropout", 0):
+                    return None
+                if type(cell).__name__ == "GRUCell" and not cell.reset_after:
+                    return None
+                for function in (cell.activation, getattr(cell, "recurrent_activation", cell.activation)):
+                    if _activation_name(function) is None:
+                        return None
+                before = model.layers[:model.layers.index(recurrent[0])]
+                hidden = [layer for layer in before if type(layer).__name__ not in ("InputLayer", "Reshape")]
+                if any(type(layer).__name__ != "Dense" or _activation_name(layer.activation) is None for layer in hidden):
+                    return None
+                heads = [output._keras_history.operation for output in model.outputs[:-1]]
+                if model.outputs[-1]._keras_history.operation is not recurrent[0]:
+                    return None
+                for head in heads:
+                    if not (isinstance(head, StateIndependentLogStd)
+                            or (type(head).__name__ == "Dense" and _activation_name(head.activation) is not None)):
+                        return None
+                networks.append((hidden, recurrent[0], heads, memory))
+            return cls(networks, policy_memory)
+        except (AttributeError, ValueError, IndexError):  # a layer called twice, or a Keras internals change
+            return None
+
+    def refresh(self):
+        """Copy the current weights out of Keras, in one compiled call (see :meth:`NumpyForward.refresh`)."""
+        layers = [layer for hidden, recurrent, heads, _ in self._networks for layer in (*hidden, recurrent, *heads)]
+        if self._read_weights is None:
+            import tensorflow as tf
+
+            variables = [weight for layer in layers for weight in layer.weights]
+            self._read_weights = tf.function(lambda: [tf.convert_to_tensor(v) for v in variables], autograph=False)
+        values = iter(self._read_weights())
+        self._weights = {id(layer): [next(values).numpy() for _ in layer.weights] for layer in layers}
+
+    def __call__(self, observations, memories):
+        observations = np.asarray(observations, dtype=np.float32)
+        memories = np.asarray(memories, dtype=np.float32)
+        outputs, new_memories = [], []
+        for hidden, recurrent, heads, memory in self._networks:
+            x = observations.reshape(len(observations), -1)
+            for layer in hidden:
+                kernel, *bias = self._weights[id(layer)]
+                x = _ACTIVATIONS[_activation_name(layer.activation)](x @ kernel + (bias[0] if bias else 0.0))
+            cell = recurrent.cell.cell
+            activation = _ACTIVATIONS[_activation_name(cell.activation)]
+            recurrent_activation = _ACTIVATIONS[_activation_name(getattr(cell, "recurrent_activation", cell.activation))]
+            h, state = _cell_step(type(cell).__name__, self._weights[id(recurrent)], activation, recurrent_activation,
+                                  x, memories[:, memory])
+            new_memories.append(state)
+            outputs.append([])
+            for head in heads:
+                weights = self._weights[id(head)]
+                if type(head).__name__ == "Dense":
+                    outputs[-1].append(_ACTIVATIONS[_activation_name(head.activation)](h @ weights[0] + (weights[1] if len(weights) > 1 else 0.0)))
+                else:  # StateIndependentLogStd
+                    outputs[-1].append(np.broadcast_to(weights[0], (len(h), weights[0].shape[0])))
+        return outputs[0], np.concatenate(new_memories, axis=-1).astype(np.float32)
+
+    def matches(self, reference_step, observation_shape, memory_size, seed=0, tolerance=1e-4) -> bool:
+        """Compare with ``reference_step`` (the compiled Keras step) on random observations and memories."""
+        rng = np.random.default_rng(seed)
+        observations = rng.normal(size=(5, *observation_shape)).astype(np.float32)
+        memories = rng.normal(scale=0.5, size=(5, memory_size)).astype(np.float32)
+        expected_parameters, expected_memories = reference_step(observations, memories)
+        parameters, memories = self(observations, memories)
+        return (len(parameters) == len(expected_parameters)
+                and all(np.allclose(e, g, atol=tolerance, rtol=tolerance) for e, g in zip(expected_parameters, parameters))
+                and np.allclose(expected_memories, memories, atol=tolerance, rtol=tolerance))

@@ -112,6 +112,20 @@ class VariantResults:
         return variant_curve(self.histories)
 
 
+def _checked_env_options(env_options) -> dict:
+    """`env_options` as a dict of make_env keywords, refusing the two the comparison sets itself."""
+    if env_options is None:
+        return {}
+    if not isinstance(env_options, dict):
+        raise TypeError(f'env_options must be a dict of make_env keywords, e.g. {{"mask_velocity": True}}; '
+                        f"got {env_options!r}.")
+    reserved = sorted({"transformers", "seed"} & set(env_options))
+    if reserved:
+        raise ValueError(f"env_options may not set {reserved}: give transformers per variant "
+                         '({"transformers": [...]}) and the seeds with seeds=.')
+    return dict(env_options)
+
+
 def _normalise_variant(name, variant, shared_hyperparameters):
     """A gatherer class or a config dict → a full config dict, with a clear error otherwise."""
     if isinstance(variant, type):
@@ -155,6 +169,9 @@ class Comparison:
     ----------
     variants : {name: Gatherer class or config dict} (see the module docstring).
     env : a gymnasium id (or anything `make_env` accepts), the same for every variant.
+    env_options : other `make_env` keywords, the same for every variant: `{"mask_velocity": True}`
+        for the task without its velocities, or `gymnasium.make` keywords. Not `transformers`
+        (a variant's key) nor `seed` (each run is seeded from `seeds`).
     seeds : how many seeds (0, 1, ...) or an explicit list; every variant uses all of them.
     cycles, epochs, batch_size : the drill of each run (`agent.drill(cycles, epochs, batch_size)`).
     hyperparameters : PPOAgent keywords shared by all variants (a variant may override them).
@@ -168,12 +185,13 @@ class Comparison:
     def __init__(self, variants: dict, env="CartPole-v1", seeds=3, cycles: int = 15,
                  epochs: int = 3, batch_size: int = 64, hyperparameters: dict | None = None,
                  model_builder=None, threshold: float | None = None, mode: str = "auto",
-                 redraw_seconds: float = 0.5, start: bool = True):
+                 redraw_seconds: float = 0.5, start: bool = True, env_options: dict | None = None):
         if not variants:
             raise ValueError("variants must name at least one variant, e.g. {'PPO': Gatherer}")
         if mode not in ("auto", "widgets", "text"):
             raise ValueError(f'mode must be "auto", "widgets" or "text", got {mode!r}')
         self.env = env
+        self.env_options = _checked_env_options(env_options)
         self.seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
         if not self.seeds:
             raise ValueError(f"seeds must be a positive count or a non-empty list, got {seeds!r}")
@@ -212,7 +230,7 @@ class Comparison:
 
         builder = config.get("model_builder") or self.model_builder or get_model_builder(
             "simple", "ffn")
-        environment = make_env(self.env, transformers=list(config["transformers"]), seed=seed)
+        environment = make_env(self.env, transformers=list(config["transformers"]), seed=seed, **self.env_options)
         hyperparameters = dict(config["hyperparameters"])
         hyperparameters.setdefault("verbose", False)
         agent = PPOAgent(builder, environment, seed=seed, **hyperparameters)
@@ -424,5 +442,6 @@ class Comparison:
         self.table.value = f"<table><tr>{head}</tr>{body}</table>"
 
     def __repr__(self):
-        return (f"Comparison({list(self.configs)}, env={self.env!r}, seeds={self.seeds}, "
+        options = f", env_options={self.env_options!r}" if self.env_options else ""
+        return (f"Comparison({list(self.configs)}, env={self.env!r}{options}, seeds={self.seeds}, "
                 f"cycles={self.cycles}, outcome={self.outcome!r})")

@@ -82,6 +82,8 @@ def record_episode(agent, env=None, max_frames: int = 300, width: int = 360,
     _prefer_offscreen_video()
     env = _render_env(agent, env)
     observation, _ = env.reset(seed=seed)
+    if hasattr(agent, "reset_memory"):  # a recurrent agent starts the episode remembering nothing
+        agent.reset_memory()
     frames, stride, total_return, length = [_png(env.render(), width)], 1, 0.0, 0
     terminated = truncated = False
     while not (terminated or truncated) and length < max_steps:

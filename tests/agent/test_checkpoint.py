@@ -129,6 +129,15 @@ def test_agent_on_a_masked_env_loads_masked_and_acts_identically(masked):
     loaded.drill(1, 1, 32, verbose=False)  # and it trains on, masked
 
 
+def test_files_from_before_recurrent_agents_load_without_chunk_length(tmp_path):
+    path = trained_agent().save(tmp_path / "agent.npz")
+    old = rewritten(path, tmp_path / "old.npz", lambda description: description["hyperparameters"].pop("chunk_length"))
+    assert PPOAgent.load(old).chunk_length is None
+    bad = rewritten(path, tmp_path / "bad.npz", lambda description: description["hyperparameters"].update(chunk_length=0))
+    with pytest.raises(CheckpointError, match=r"hyperparameters.chunk_length"):
+        PPOAgent.load(bad)
+
+
 def test_files_from_before_mask_velocity_load_unmasked(tmp_path):
     path = trained_agent().save(tmp_path / "agent.npz")
     old = rewritten(path, tmp_path / "old.npz", lambda description: description["env"].pop("mask_velocity"))

@@ -102,7 +102,7 @@ def test_gradient_norm_is_the_norm_before_clipping_of_the_minibatch_gradient():
     optimize = agent._optimize
 
     def capturing_optimize(*arguments):
-        captured["data"] = arguments[:6]
+        captured["data"] = arguments[0]  # (observations, actions, log-probabilities, advantages, returns, values)
         captured["weights"] = [variable.numpy() for variable in agent._variables]  # before the update
         return optimize(*arguments)
 

@@ -135,3 +135,16 @@ def test_cli_drill_under_mpirun_saves_once_from_rank_0(tmp_path):
     assert completed.stdout.count("Cycle     3/3") == 1
     assert completed.stdout.count("Saved the agent to") == 1
     assert (tmp_path / "run" / "agent.npz").exists()
+
+
+def test_a_recurrent_agent_trains_under_mpirun_with_equal_weights_on_both_ranks(tmp_path):
+    completed, _ = _run([str(HERE / "recurrent_drill.py"), str(tmp_path)], 2, timeout=180)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(2)]
+    assert ranks[0]["processes"] == 2 and ranks[0]["history"] == ranks[1]["history"]
+    assert [entry["frames"] for entry in ranks[0]["history"]] == [128, 256, 384]  # 32 steps × 4 workers per cycle
+    assert ranks[0]["history"][-1]["updates"] == 3 * 2 * 2  # 2 minibatches of 8 chunks (4 per rank) per epoch
+    with np.load(tmp_path / "rank0.npz") as first, np.load(tmp_path / "rank1.npz") as second:
+        assert first.files
+        for name in first.files:
+            np.testing.assert_array_equal(first[name], second[name], err_msg=name)
