@@ -63,12 +63,22 @@ def core_available() -> bool:
 
 def run_task(side: str, task: str, kwargs: dict, threads: int, log_dir: Path, label: str,
              timeout: float) -> dict:
-    """Run one measurement in a fresh subprocess; its output goes to ``log_dir/label.log``."""
+    """Run one measurement of ``benchmarks.worker`` in a fresh subprocess (see :func:`run_module`)."""
+    return run_module(["benchmarks.worker", side, task, json.dumps(kwargs)], f"{side}.{task}", threads, log_dir,
+                      label, timeout)
+
+
+def run_module(arguments: list, name: str, threads: int, log_dir: Path, label: str, timeout: float) -> dict:
+    """``python -m *arguments`` in a fresh subprocess with the thread limits; its output goes to ``log_dir/label.log``.
+
+    Returns the dict the module printed after ``RESULT_MARKER`` plus ``process_seconds``, or
+    ``{"error": ...}`` naming ``name`` and the log to read.
+    """
     environment = dict(os.environ)
     environment.update(thread_environment(threads))
     environment["PYTHONPATH"] = os.pathsep.join(
         [str(REPO_ROOT)] + ([environment["PYTHONPATH"]] if environment.get("PYTHONPATH") else []))
-    command = [sys.executable, "-m", "benchmarks.worker", side, task, json.dumps(kwargs)]
+    command = [sys.executable, "-m", *arguments]
     start = time.perf_counter()
     try:
         completed = subprocess.run(command, cwd=REPO_ROOT, env=environment, capture_output=True,
@@ -89,7 +99,7 @@ def run_task(side: str, task: str, kwargs: dict, threads: int, log_dir: Path, la
             result["process_seconds"] = wall
             return result
     tail = "\n".join(errors.strip().splitlines()[-5:])
-    return {"error": f"{side}.{task} failed (exit {code}); see {log_dir / (label + '.log')}\n{tail}"}
+    return {"error": f"{name} failed (exit {code}); see {log_dir / (label + '.log')}\n{tail}"}
 
 
 def plan(quick: bool, seeds: int) -> dict:

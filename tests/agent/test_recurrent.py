@@ -314,3 +314,18 @@ def test_a_network_the_mirror_does_not_know_is_stepped_compiled_and_trains():
     assert callable(agent._policy_forward) and not hasattr(agent._policy_forward, "refresh")  # the compiled step
     history = agent.drill(2, epochs=1, batch_size=16, verbose=False)
     assert history[-1]["episodes"] > 0 and np.isfinite(history[-1]["value_loss"])
+
+
+def test_transformers_work_with_memory_and_their_statistics_survive_save_and_load(tmp_path):
+    env = make_env("CartPole-v1", transformers=["state", "reward"], mask_velocity=True)
+    agent = recurrent_agent(env=env)
+    agent.drill(2, epochs=1, batch_size=16, verbose=False)
+    statistics = agent.transformers[0].running_statistics()
+    (count_before,) = {int(value.count) for value in statistics.values()}
+    assert count_before >= 2 * 24 * 3  # every gathered state was folded in
+    loaded = PPOAgent.load(agent.save(tmp_path / "normalised.npz"))
+    for name, value in loaded.transformers[0].running_statistics().items():
+        np.testing.assert_array_equal(value.mean, statistics[name].mean)
+    assert [type(transformer).__name__ for transformer in loaded.transformers] == [
+        "StateNormalizationTransformer", "RewardNormalizationTransformer"]
+    assert np.isfinite(loaded.drill(1, epochs=1, batch_size=16, verbose=False)[-1]["value_loss"])
