@@ -130,9 +130,11 @@ HYPERPARAMETERS = {
     "horizon": _positive_int, "workers": _positive_int, "learning_rate": _expect_number, "discount": _expect_number,
     "lam": _expect_number, "clip": _expect_number, "c_entropy": _expect_number, "c_value": _expect_number,
     "gradient_clipping": _finite_or_none, "lr_schedule": _schedule, "seed": _seed, "value_clip": _finite_or_none,
-    "chunk_length": _positive_int_or_none,
+    "chunk_length": _positive_int_or_none, "behaviour_weight_bound": _expect_number,
 }
-OPTIONAL_HYPERPARAMETERS = ("chunk_length",)  # files written before recurrent agents lack it (feed-forward: None)
+# Files written before recurrent agents lack chunk_length (feed-forward: None), and files written before the
+# decoupled objective lack behaviour_weight_bound (they load with the default, 1).
+OPTIONAL_HYPERPARAMETERS = ("chunk_length", "behaviour_weight_bound")
 
 
 # ------------------------------------------------------------------ the description

@@ -15,7 +15,8 @@ from dexterity_nb.common.quiet_import import tensorflow as tf  # TensorFlow with
 
 __all__ = [
     "generalized_advantage_estimates",
-    "weighted_mean",
+    "masked_mean",
+    "behaviour_weights",
     "normalize_advantages",
     "clipped_surrogate_loss",
     "clip_by_global_norm",
@@ -63,28 +64,28 @@ def generalized_advantage_estimates(rewards, values, next_values, terminated, ep
     return advantages, advantages + values
 
 
-def weighted_mean(values, weights=None):
-    """mean_t x_t, or Σ_t w_t x_t / Σ_t w_t with ``weights``: the recurrent update's sequences are
-    padded to a fixed length, and padding steps (w_t = 0) must not count."""
-    if weights is None:
+def masked_mean(values, mask=None):
+    """mean_t x_t, or Σ_t m_t x_t / Σ_t m_t with a ``mask`` m of 1 (counts) and 0 (does not): the
+    recurrent update's sequences are padded to a fixed length, and padding steps must not count."""
+    if mask is None:
         return tf.reduce_mean(values)
-    weights = tf.cast(weights, values.dtype)
-    return tf.reduce_sum(values * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+    mask = tf.cast(mask, values.dtype)
+    return tf.reduce_sum(values * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
 
 
-def normalize_advantages(advantages, epsilon=1e-8, moments=None, weights=None):
+def normalize_advantages(advantages, epsilon=1e-8, moments=None, mask=None):
     """Â = (A − μ) / (σ + ε), with μ and σ² the mean and (population) variance of the minibatch.
 
     Keeps the step size independent of the reward scale. ``moments``: ``(μ, σ²)`` computed
     elsewhere, for a minibatch spread over MPI processes (each holds only its share of ``A``, but
     all must normalise with the whole minibatch's moments to compute what one process would);
-    ``None`` computes them from ``advantages`` (over the steps of weight 1 if ``weights`` is given).
+    ``None`` computes them from ``advantages`` (over the steps where ``mask`` is 1, if given).
     Shapes: ``(B,)`` in, ``(B,)`` out.
     """
     advantages = tf.convert_to_tensor(advantages, dtype=tf.float32)
-    if moments is None and weights is not None:
-        mean = weighted_mean(advantages, weights)
-        variance = weighted_mean(tf.square(advantages - mean), weights)
+    if moments is None and mask is not None:
+        mean = masked_mean(advantages, mask)
+        variance = masked_mean(tf.square(advantages - mean), mask)
     elif moments is None:
         mean, variance = tf.nn.moments(advantages, axes=[0])
     else:
@@ -92,22 +93,41 @@ def normalize_advantages(advantages, epsilon=1e-8, moments=None, weights=None):
     return (advantages - mean) / (tf.sqrt(variance) + epsilon)
 
 
-def clipped_surrogate_loss(log_probability, old_log_probability, advantages, clip, weights=None):
-    """L^CLIP = −mean_t min(ρ_t A_t, clip(ρ_t, 1 − ε, 1 + ε) A_t),  ρ_t = π_θ(a_t|s_t) / π_old(a_t|s_t).
+def behaviour_weights(old_log_probability, behaviour_log_probability, bound=1.0):
+    """w_t = min(π_old(a_t|s_t) / μ(a_t|s_t), c̄): the weight of a sample gathered by a behaviour policy μ.
+
+    A gatherer that deviates from the policy (ε-greedy, a teacher, safety overrides) chooses a_t
+    with probability μ(a_t|s_t), not π_old(a_t|s_t); weighting each sample by π_old/μ makes the
+    expectation over μ's samples one over π_old's. Truncating at c̄ (as V-trace's ρ̄, Espeholt et
+    al., 2018) keeps a rare action that π_old likes from dominating the minibatch. With μ = π_old
+    (the default gatherer) every w_t is exactly 1. NumPy, shapes ``(...)`` in and out (float32).
+    """
+    log_ratio = np.asarray(old_log_probability, dtype=np.float64) - np.asarray(behaviour_log_probability, dtype=np.float64)
+    return np.minimum(np.exp(log_ratio), bound).astype(np.float32)
+
+
+def clipped_surrogate_loss(log_probability, old_log_probability, advantages, clip, mask=None, behaviour_weights=None):
+    """L^CLIP = −mean_t w_t · min(ρ_t A_t, clip(ρ_t, 1 − ε, 1 + ε) A_t),  ρ_t = π_θ(a_t|s_t) / π_old(a_t|s_t).
 
     Minimising it raises the probability of advantageous actions, but gains nothing once ρ_t
     leaves [1 − ε, 1 + ε] in the helpful direction: the new policy stays near the one that
-    gathered the data. Shapes: all ``(B,)``; returns a scalar.
+    gathered the data. ``behaviour_weights`` w_t (default 1) come from :func:`behaviour_weights`
+    when a gatherer acted by another policy μ: the trust region stays centred on π_old, and the
+    sample is weighted by π_old/μ (the *decoupled* objective of Hilton, Cobbe and Schulman, 2021,
+    "Batch size-invariance for policy optimization"). Shapes: all ``(B,)``; returns a scalar.
     """
     log_probability = tf.convert_to_tensor(log_probability, dtype=tf.float32)
     ratio = tf.exp(log_probability - tf.convert_to_tensor(old_log_probability, dtype=tf.float32))
     advantages = tf.convert_to_tensor(advantages, dtype=tf.float32)
     unclipped = ratio * advantages
     clipped = tf.clip_by_value(ratio, 1.0 - clip, 1.0 + clip) * advantages
-    return -weighted_mean(tf.minimum(unclipped, clipped), weights)
+    surrogate = tf.minimum(unclipped, clipped)
+    if behaviour_weights is not None:
+        surrogate = surrogate * tf.convert_to_tensor(behaviour_weights, dtype=tf.float32)
+    return -masked_mean(surrogate, mask)
 
 
-def value_loss(values, returns, old_values=None, clip=None, weights=None):
+def value_loss(values, returns, old_values=None, clip=None, mask=None):
     """L^V = ½ mean_t (V(s_t) − R_t)².
 
     With ``clip`` (off by default), the value may move at most ``clip`` from ``old_values`` before
@@ -121,19 +141,19 @@ def value_loss(values, returns, old_values=None, clip=None, weights=None):
         old_values = tf.convert_to_tensor(old_values, dtype=tf.float32)
         clipped_values = old_values + tf.clip_by_value(values - old_values, -clip, clip)
         squared_error = tf.maximum(squared_error, tf.square(clipped_values - returns))
-    return 0.5 * weighted_mean(squared_error, weights)
+    return 0.5 * masked_mean(squared_error, mask)
 
 
-def approximate_kl(log_probability, old_log_probability, weights=None):
+def approximate_kl(log_probability, old_log_probability, mask=None):
     """KL(π_old ‖ π_θ) ≈ mean_t [(ρ_t − 1) − log ρ_t]: never negative, low variance (Schulman, 2020)."""
     log_ratio = tf.convert_to_tensor(log_probability, dtype=tf.float32) - tf.convert_to_tensor(old_log_probability, dtype=tf.float32)
-    return weighted_mean(tf.exp(log_ratio) - 1.0 - log_ratio, weights)
+    return masked_mean(tf.exp(log_ratio) - 1.0 - log_ratio, mask)
 
 
-def clip_fraction(log_probability, old_log_probability, clip, weights=None):
+def clip_fraction(log_probability, old_log_probability, clip, mask=None):
     """The share of samples whose ratio ρ_t lies outside [1 − ε, 1 + ε]: how often clipping acts."""
     ratio = tf.exp(tf.convert_to_tensor(log_probability, dtype=tf.float32) - tf.convert_to_tensor(old_log_probability, dtype=tf.float32))
-    return weighted_mean(tf.cast(tf.abs(ratio - 1.0) > clip, tf.float32), weights)
+    return masked_mean(tf.cast(tf.abs(ratio - 1.0) > clip, tf.float32), mask)
 
 
 def explained_variance(values, returns):

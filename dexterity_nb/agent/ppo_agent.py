@@ -90,6 +90,7 @@ _SETTINGS = {
     "c_value": (0.0, 100.0, True, False),
     "gradient_clipping": (0.0, math.inf, False, True),  # None: no clipping
     "value_clip": (0.0, math.inf, False, True),  # None: off
+    "behaviour_weight_bound": (0.0, 1000.0, False, False),
 }
 
 
@@ -156,6 +157,17 @@ class PPOAgent:
             each worker's horizon into sequences of this many steps, and gradients flow back through
             at most that many (truncated back-propagation through time; ``agent/sequences.py``).
             Longer remembers further back but trains slower. Default 16; typical 8–64, at most ``horizon``.
+        behaviour_weight_bound: c̄, the largest weight π_old(a|s)/μ(a|s) a sample gets when a custom
+            gatherer acted by its own policy μ (see "The objective with a custom gatherer" below).
+            Default 1, as V-trace's ρ̄.
+
+    **The objective with a custom gatherer.** A gatherer that overrides ``select_action`` may act
+    by another policy μ (ε-greedy) and returns log μ(a|s). The agent then computes log π_old(a|s)
+    itself and uses the decoupled objective (Hilton, Cobbe and Schulman, 2021): the ratio
+    π_θ/π_old is clipped around the policy that the trust region is centred on, and each sample is
+    weighted by min(π_old/μ, c̄), which corrects for μ having chosen the action. With the default
+    gatherer μ = π_old, every weight is 1 and the loss is plain PPO's. The history reports
+    ``behaviour_weight_mean`` and ``behaviour_weight_max`` (π_old/μ before truncation).
 
     A recurrent agent has a *memory* (its networks' hidden states, ``memory_size`` numbers per
     worker), wiped where an episode begins. ``evaluate`` handles it; ``act`` carries it from call
@@ -166,7 +178,7 @@ class PPOAgent:
                  discount: float = 0.99, lam: float = 0.95, clip: float = 0.2, c_entropy: float = 0.01,
                  c_value: float = 0.5, gradient_clipping: float | None = 0.5, lr_schedule=None,
                  distribution=None, seed: int | None = None, value_clip: float | None = None, verbose: bool = True,
-                 communicator=None, chunk_length: int | None = None):
+                 communicator=None, chunk_length: int | None = None, behaviour_weight_bound: float = 1.0):
         # Every argument is checked before anything is built.
         self.horizon = _positive_int("horizon", horizon)
         self.workers = _positive_int("workers", workers)
@@ -178,6 +190,7 @@ class PPOAgent:
         self.c_value = _checked_setting("c_value", c_value)
         self.gradient_clipping = _checked_setting("gradient_clipping", gradient_clipping)
         self.value_clip = _checked_setting("value_clip", value_clip)
+        self.behaviour_weight_bound = _checked_setting("behaviour_weight_bound", behaviour_weight_bound)
         self.lr_schedule = _checked_schedule(lr_schedule)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32):
             raise ValueError(f"`seed` must be None or an int in [0, 2**32 − 1] (what NumPy and TensorFlow accept), got {seed!r}.")
@@ -532,6 +545,7 @@ class PPOAgent:
             "c_value": self.c_value, "gradient_clipping": self.gradient_clipping,
             "lr_schedule": "custom" if custom else self.lr_schedule,
             "seed": self.seed, "value_clip": self.value_clip, "chunk_length": self.chunk_length,
+            "behaviour_weight_bound": self.behaviour_weight_bound,
         }
 
     def __repr__(self):
@@ -574,6 +588,7 @@ class PPOAgent:
             "episode_returns": trajectories.episode_returns, "episode_lengths": trajectories.episode_lengths,
             "frames": trajectories.frames, "gather_seconds": gathered - start, "optimize_seconds": finished - gathered,
             "seconds": finished - start,
+            "behaviour_weight_sum": self._behaviour_ratio[0], "behaviour_weight_max": self._behaviour_ratio[1],
         })
         returns, lengths = summary["episode_returns"], summary["episode_lengths"]
         stats = {
@@ -587,6 +602,9 @@ class PPOAgent:
             "frames": previous["frames"] + summary["frames"],
             "updates": previous["updates"] + updates,
             **metrics,  # the UPDATE_METRICS, then explained_variance and mean_value
+            # How far the gatherer acted from the policy: π_old/μ over the cycle's samples (1 and 1 for the default gatherer).
+            "behaviour_weight_mean": summary["behaviour_weight_sum"] / max(summary["frames"], 1),
+            "behaviour_weight_max": summary["behaviour_weight_max"],
             "learning_rate": learning_rate,
             "gather_seconds": summary["gather_seconds"],
             "optimize_seconds": summary["optimize_seconds"],
@@ -622,7 +640,8 @@ class PPOAgent:
         )
         return values, advantages, returns
 
-    def _update_data(self, trajectories, values, advantages, returns, batch_size):
+    def _update_data(self, trajectories, values, advantages, returns, batch_size, old_log_probabilities=None,
+                     weights=None):
         """The cycle's data as the compiled update takes it, its sample count, and samples per minibatch.
 
         Feed-forward: one sample per step, ``(horizon · workers, ...)``. Recurrent: one sample per
@@ -632,8 +651,12 @@ class PPOAgent:
         """
         from dexterity_nb.agent import sequences
 
-        per_step = (trajectories.actions, trajectories.log_probabilities, advantages.astype(np.float32),
-                    returns.astype(np.float32), values.astype(np.float32))
+        if old_log_probabilities is None:  # μ = π_old: the default gatherer
+            old_log_probabilities = trajectories.log_probabilities
+        if weights is None:
+            weights = np.ones_like(trajectories.log_probabilities, dtype=np.float32)
+        per_step = (trajectories.actions, old_log_probabilities.astype(np.float32), advantages.astype(np.float32),
+                    returns.astype(np.float32), values.astype(np.float32), weights.astype(np.float32))
         if not self.recurrent:
             steps = trajectories.rewards.size
             flat = [array.reshape(steps, *array.shape[2:]) for array in (trajectories.observations, *per_step)]
@@ -655,7 +678,9 @@ class PPOAgent:
         """
         values, advantages, returns = self._advantages(trajectories)
         diagnostics = self._value_diagnostics(values.reshape(-1), returns.reshape(-1))
-        data, samples, batch_size = self._update_data(trajectories, values, advantages, returns, batch_size)
+        old_log_probabilities, weights = self._behaviour_correction(trajectories)
+        data, samples, batch_size = self._update_data(trajectories, values, advantages, returns, batch_size,
+                                                      old_log_probabilities, weights)
         permutations = np.stack([self._shuffle_rng.permutation(samples) for _ in range(epochs)]).astype(np.int32)
         self._sync_graph_settings(learning_rate)
         if self.communicator.size == 1:
@@ -672,6 +697,31 @@ class PPOAgent:
                 "environment's rewards and observations for nan/inf, or add a RewardNormalizationTransformer."
             )
         return {**dict(zip(UPDATE_METRICS, (float(value) for value in np.asarray(metrics)))), **diagnostics}, int(completed)
+
+    def _behaviour_correction(self, trajectories):
+        """``(log π_old(a|s), min(π_old/μ, c̄))`` of every gathered sample, each ``(horizon, workers)``.
+
+        With the default gatherer μ = π_old, so the gathered log-probabilities are used as they are
+        and every weight is 1 (exactly plain PPO). A gatherer that overrides ``select_action``
+        returned log μ; log π_old is then computed here with the policy that gathered.
+        """
+        from dexterity_nb.agent.objectives import behaviour_weights
+
+        behaviour = trajectories.log_probabilities
+        if not self.rollout.custom_selection:
+            self._behaviour_ratio = (float(behaviour.size), 1.0)  # Σ π_old/μ and its max
+            return behaviour, np.ones_like(behaviour, dtype=np.float32)
+        horizon, workers = behaviour.shape
+        observations = trajectories.observations.reshape(horizon * workers, *trajectories.observations.shape[2:])
+        actions = trajectories.actions.reshape(horizon * workers, *trajectories.actions.shape[2:])
+        if self.recurrent:
+            parameters, _ = self._policy_forward(observations, trajectories.memories.reshape(horizon * workers, -1))
+        else:
+            parameters = self._policy_forward(observations)
+        old = np.asarray(self.distribution.log_probability(actions, *parameters), dtype=np.float64).reshape(horizon, workers)
+        ratios = np.exp(old - behaviour)
+        self._behaviour_ratio = (float(ratios.sum()), float(ratios.max()))
+        return old.astype(np.float32), behaviour_weights(old, behaviour, self.behaviour_weight_bound)
 
     def _value_diagnostics(self, values, returns) -> dict:
         """``explained_variance`` and ``mean_value`` of the cycle's samples, over all MPI processes.

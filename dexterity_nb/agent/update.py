@@ -56,26 +56,27 @@ def build_compiled_functions(agent):
     action_shape = distribution.action_space.shape
 
     def ppo_loss(parameters, predicted_values, actions, old_log_probabilities, advantages, returns, old_values,
-                 advantage_moments=None, weights=None):
+                 behaviour_weights, advantage_moments=None, mask=None):
         """L = L^CLIP + c_value · L^V − c_entropy · H[π] of one minibatch, and the 5 loss metrics.
 
-        ``weights``: 1 for a step that counts, 0 for padding (recurrent chunks); ``None``: all count.
+        ``behaviour_weights``: π_old/μ per sample, truncated (1 with the default gatherer).
+        ``mask``: 1 for a step that counts, 0 for padding (recurrent chunks); ``None``: all count.
         """
         log_probabilities = distribution.log_probability(actions, *parameters)
-        entropy = objectives.weighted_mean(distribution.entropy(*parameters), weights)
-        normalized = objectives.normalize_advantages(advantages, moments=advantage_moments, weights=weights)
+        entropy = objectives.masked_mean(distribution.entropy(*parameters), mask)
+        normalized = objectives.normalize_advantages(advantages, moments=advantage_moments, mask=mask)
         policy_loss = objectives.clipped_surrogate_loss(log_probabilities, old_log_probabilities, normalized,
-                                                        settings["clip"], weights)
+                                                        settings["clip"], mask, behaviour_weights)
         value_loss = tf.cond(
             settings["value_clip"] > 0,
-            lambda: objectives.value_loss(predicted_values, returns, old_values, settings["value_clip"], weights),
-            lambda: objectives.value_loss(predicted_values, returns, weights=weights),
+            lambda: objectives.value_loss(predicted_values, returns, old_values, settings["value_clip"], mask),
+            lambda: objectives.value_loss(predicted_values, returns, mask=mask),
         )
         loss = policy_loss + settings["c_value"] * value_loss - settings["c_entropy"] * entropy
         metrics = tf.stack([
             policy_loss, value_loss, entropy,
-            objectives.approximate_kl(log_probabilities, old_log_probabilities, weights),
-            objectives.clip_fraction(log_probabilities, old_log_probabilities, settings["clip"], weights),
+            objectives.approximate_kl(log_probabilities, old_log_probabilities, mask),
+            objectives.clip_fraction(log_probabilities, old_log_probabilities, settings["clip"], mask),
         ])
         return loss, metrics
 
@@ -92,7 +93,7 @@ def build_compiled_functions(agent):
 
     def step_gradients(data, indices, advantage_moments=None):
         """Loss, the 5 loss metrics and the gradient of one minibatch of steps (``indices``)."""
-        observations, actions, old_log_probabilities, advantages, returns, old_values = (
+        observations, actions, old_log_probabilities, advantages, returns, old_values, behaviour_weights = (
             tf.gather(array, indices) for array in data
         )
         with tf.GradientTape() as tape:
@@ -100,14 +101,13 @@ def build_compiled_functions(agent):
             parameters = list(parameters) if isinstance(parameters, (list, tuple)) else [parameters]
             predicted_values = tf.squeeze(value(observations, training=True), axis=-1)
             loss, metrics = ppo_loss(parameters, predicted_values, actions, old_log_probabilities, advantages, returns,
-                                     old_values, advantage_moments)
+                                     old_values, behaviour_weights, advantage_moments)
         return loss, metrics, gradients_of(tape, loss)
 
     def chunk_gradients(data, indices, advantage_moments=None):
         """The same for a minibatch of whole chunks (``indices`` of chunks), each from its recorded memory."""
-        observations, resets, valid, memories, actions, old_log_probabilities, advantages, returns, old_values = (
-            tf.gather(array, indices) for array in data
-        )
+        (observations, resets, valid, memories, actions, old_log_probabilities, advantages, returns, old_values,
+         behaviour_weights) = (tf.gather(array, indices) for array in data)
 
         def steps(array):  # (chunks, L, ...) -> (chunks·L, ...), the networks' output layout
             return tf.reshape(array, tf.concat([[-1], tf.shape(array)[2:]], axis=0))
@@ -116,7 +116,8 @@ def build_compiled_functions(agent):
             *parameters, _ = policy([observations, resets, memories[:, :policy_memory]], training=True)
             predicted_values = tf.squeeze(value([observations, resets, memories[:, policy_memory:]], training=True)[0], -1)
             loss, metrics = ppo_loss(parameters, predicted_values, steps(actions), steps(old_log_probabilities),
-                                     steps(advantages), steps(returns), steps(old_values), advantage_moments, steps(valid))
+                                     steps(advantages), steps(returns), steps(old_values), steps(behaviour_weights),
+                                     advantage_moments, steps(valid))
         return loss, metrics, gradients_of(tape, loss)
 
     def apply_gradients(gradients, norm=None):
@@ -134,14 +135,14 @@ def build_compiled_functions(agent):
             tf.TensorSpec((None, length), tf.float32),  # valid
             tf.TensorSpec((None, agent.memory_size), tf.float32),  # memories at chunk starts
             tf.TensorSpec((None, length, *action_shape), action_dtype),
-            *[tf.TensorSpec((None, length), tf.float32)] * 4,  # old log-probabilities, advantages, returns, old values
+            *[tf.TensorSpec((None, length), tf.float32)] * 5,  # log π_old, advantages, returns, old values, π_old/μ
         )
     else:
         minibatch_gradients = step_gradients
         data_signature = (
             tf.TensorSpec((None, *observation_shape), tf.float32),
             tf.TensorSpec((None, *action_shape), action_dtype),
-            *[tf.TensorSpec((None,), tf.float32)] * 4,
+            *[tf.TensorSpec((None,), tf.float32)] * 5,  # log π_old, advantages, returns, old values, π_old/μ
         )
 
     # autograph=False: the loop is written with tf.while_loop by hand, which makes tracing
@@ -263,13 +264,13 @@ def compile_now(agent):
     if agent.recurrent:
         memories = np.zeros((1, agent.memory_size), dtype=np.float32)
         agent._back_up_and_value(observations[:, 0], memories)
-        data = (observations, zeros, np.ones(steps, dtype=np.float32), memories, actions, zeros, zeros, zeros, zeros)
+        data = (observations, zeros, np.ones(steps, dtype=np.float32), memories, actions, zeros, zeros, zeros, zeros, zeros + 1)
         # Traced (which checks every weight gets a gradient) but not run: XLA compiles per shape,
         # and this dummy shape is never used again.
         agent._optimize.get_concrete_function(data, minibatches)
     else:
         agent._back_up_and_value(observations)
-        agent._optimize((observations, actions, zeros, zeros, zeros, zeros), minibatches)
+        agent._optimize((observations, actions, zeros, zeros, zeros, zeros, zeros + 1), minibatches)
     agent._restore_weights()
 
 

@@ -192,6 +192,9 @@ def _combine_cycles(per_rank: list) -> dict:
         "frames": sum(summary["frames"] for summary in per_rank),
         # The ranks wait for each other, so the slowest rank's time is the cycle's time.
         **{name: max(summary[name] for summary in per_rank) for name in ("gather_seconds", "optimize_seconds", "seconds")},
+        # π_old/μ of every sample: its sum over all ranks (for the mean) and its largest value.
+        "behaviour_weight_sum": sum(summary["behaviour_weight_sum"] for summary in per_rank),
+        "behaviour_weight_max": max(summary["behaviour_weight_max"] for summary in per_rank),
     }
 
 

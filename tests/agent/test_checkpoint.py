@@ -129,10 +129,12 @@ def test_agent_on_a_masked_env_loads_masked_and_acts_identically(masked):
     loaded.drill(1, 1, 32, verbose=False)  # and it trains on, masked
 
 
-def test_files_from_before_recurrent_agents_load_without_chunk_length(tmp_path):
+def test_files_from_before_recurrent_agents_and_the_decoupled_objective_load_with_defaults(tmp_path):
     path = trained_agent().save(tmp_path / "agent.npz")
     old = rewritten(path, tmp_path / "old.npz", lambda description: description["hyperparameters"].pop("chunk_length"))
     assert PPOAgent.load(old).chunk_length is None
+    older = rewritten(path, tmp_path / "older.npz", lambda description: description["hyperparameters"].pop("behaviour_weight_bound"))
+    assert PPOAgent.load(older).behaviour_weight_bound == 1.0
     bad = rewritten(path, tmp_path / "bad.npz", lambda description: description["hyperparameters"].update(chunk_length=0))
     with pytest.raises(CheckpointError, match=r"hyperparameters.chunk_length"):
         PPOAgent.load(bad)

@@ -102,7 +102,7 @@ def test_gradient_norm_is_the_norm_before_clipping_of_the_minibatch_gradient():
     optimize = agent._optimize
 
     def capturing_optimize(*arguments):
-        captured["data"] = arguments[0]  # (observations, actions, log-probabilities, advantages, returns, values)
+        captured["data"] = arguments[0]  # (observations, actions, log π_old, advantages, returns, values, π_old/μ)
         captured["weights"] = [variable.numpy() for variable in agent._variables]  # before the update
         return optimize(*arguments)
 
@@ -112,7 +112,7 @@ def test_gradient_norm_is_the_norm_before_clipping_of_the_minibatch_gradient():
 
     for variable, weight in zip(agent._variables, captured["weights"]):
         variable.assign(weight)
-    observations, actions, old_log_probabilities, advantages, returns, _ = captured["data"]
+    observations, actions, old_log_probabilities, advantages, returns, _, _ = captured["data"]
     with tf.GradientTape() as tape:
         parameters = agent.policy(observations, training=True)
         parameters = list(parameters) if isinstance(parameters, (list, tuple)) else [parameters]
