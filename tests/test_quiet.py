@@ -144,3 +144,23 @@ def test_getting_started_notebook_shows_no_stderr():
     red = [f"cell {index}: {output['text']}" for index, cell in enumerate(notebook.cells) if cell.cell_type == "code"
            for output in cell.outputs if output.get("output_type") == "stream" and output.get("name") == "stderr"]
     assert not red, "stderr in the notebook:\n" + "\n".join(red)
+
+
+def test_many_agents_raise_no_retracing_warning_but_a_learners_own_retracing_still_warns():
+    code = textwrap.dedent("""
+        import tensorflow as tf  # the learner imports TensorFlow first
+        from dexterity_nb import PPOAgent, get_model_builder, make_env
+
+        for seed in range(6):  # each agent traces its own functions once: not a retracing problem
+            agent = PPOAgent(get_model_builder("simple", "ffn"), make_env("CartPole-v1"), horizon=16, workers=2,
+                             seed=seed, verbose=False)
+            agent.drill(1, 1, 16, verbose=False)
+        for size in range(1, 8):  # a learner's function retraced for every new shape: TensorFlow's advice applies
+            tf.function(lambda x: x * 2)(tf.zeros(size))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=learner_environment(), cwd=REPOSITORY, timeout=300)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "triggered tf.function retracing" in line]
+    assert warnings and all("<lambda>" in line and "NumpyForward" not in line for line in warnings), result.stderr
+    assert "build_compiled_functions" not in result.stderr

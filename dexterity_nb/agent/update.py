@@ -127,7 +127,7 @@ def build_compiled_functions(agent):
         return norm
 
     if recurrent:
-        length = agent.chunk_length  # static, so that a recurrent layer may unroll its loop over the steps
+        length = agent.chunk_length  # static: XLA compiles for fixed shapes
         minibatch_gradients = chunk_gradients
         data_signature = (
             tf.TensorSpec((None, length, *observation_shape), tf.float32),  # observations

@@ -20,19 +20,26 @@ notebook. Once TensorFlow is loaded, this is a plain import.
 XLA (which recurrent agents' updates use) writes a few more INFO lines the first time it
 compiles in a process; :func:`first_xla_compilation_quietly` wraps that first call with the same
 capture.
+
+Each agent traces its own compiled functions once (a test counts the traces); from the fifth agent
+in a process, TensorFlow warns that those functions "triggered tf.function retracing", advice meant
+for a function retraced in a loop. :class:`OwnRetracingFilter` drops that warning for the package's
+functions only; a learner's own retracing functions still warn. (Sharing traces between agents is
+issue 14's.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import os
 import re
 import sys
 import tempfile
 import threading
 
-__all__ = ["KNOWN_START_UP_LINES", "KNOWN_XLA_LINES", "drop_start_up_lines", "import_quietly",
+__all__ = ["KNOWN_START_UP_LINES", "KNOWN_XLA_LINES", "OwnRetracingFilter", "drop_start_up_lines", "import_quietly",
            "first_xla_compilation_quietly"]
 
 # (severity, C++ source file, start of the message): matched on the message, not the line
@@ -88,6 +95,18 @@ def drop_start_up_lines(captured: bytes) -> bytes:
     return b"".join(kept)
 
 
+class OwnRetracingFilter(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warning about the package's per-agent functions."""
+
+    # How TensorFlow names them: "<function NumpyForward.refresh.<locals>.<lambda> at 0x...>".
+    OWN = ("<function NumpyForward.refresh.", "<function NumpyRecurrentStep.refresh.",
+           "<function build_compiled_functions.", "<function _policy_forward.", "<function _feed_forward_policy_forward.")
+
+    def filter(self, record) -> bool:
+        message = record.getMessage()
+        return not ("triggered tf.function retracing" in message and any(name in message for name in self.OWN))
+
+
 def _write_to_stderr_fd(data: bytes):
     while data:
         data = data[os.write(2, data):]
@@ -101,16 +120,28 @@ def import_quietly(name: str):
     (it costs ~1 ms and leaves device settings free to change, as TensorFlow's GPU guide does).
     """
     with _lock:
-        if "tensorflow" in sys.modules:
+        if "tensorflow" in sys.modules:  # imported before the package (by the learner, or earlier here)
+            _filter_own_retracing(sys.modules["tensorflow"])
             return importlib.import_module(name)
         try:
             saved_stderr = os.dup(2)
         except OSError:  # no fd 2 (e.g. pythonw): nothing to keep quiet
+            _filter_own_retracing(importlib.import_module("tensorflow"))
             return importlib.import_module(name)
         with _known_lines_dropped(saved_stderr):
             tensorflow = importlib.import_module("tensorflow")
             tensorflow.config.list_physical_devices()
+            _filter_own_retracing(tensorflow)
             return importlib.import_module(name)
+
+
+def _filter_own_retracing(tensorflow):
+    get_logger = getattr(tensorflow, "get_logger", None)  # absent from a stand-in module (tests)
+    if get_logger is None:
+        return
+    logger = get_logger()
+    if not any(isinstance(existing, OwnRetracingFilter) for existing in logger.filters):
+        logger.addFilter(OwnRetracingFilter())
 
 
 _xla_compiled = False
