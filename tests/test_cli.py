@@ -223,13 +223,17 @@ def test_mask_velocity_drills_and_saves_a_velocity_free_agent(tmp_path, capsys):
     assert cli.main(["evaluate", str(out), "--episodes", "1"]) == 0
 
 
-def test_mask_velocity_on_a_task_without_known_velocities_fails_before_tensorflow_loads(capsys):
-    code = ("import sys; from dexterity_nb import cli; "
-            "code = cli.main(['drill', 'Taxi-v4', '--mask-velocity', '--cycles', '1']); "
-            "print(code, 'tensorflow' in sys.modules)")
+@pytest.mark.parametrize("arguments, message", [
+    (["drill", "Taxi-v4", "--mask-velocity", "--cycles", "1"],
+     "does not know which observation components of 'Taxi-v4' are velocities"),
+    (["drill", "CartPole-v1", "--chunk-length", "8", "--cycles", "1"],
+     "--chunk-length is the training sequence length of recurrent networks; add --model-type gru"),
+])
+def test_a_flag_that_cannot_work_fails_before_tensorflow_loads(arguments, message):
+    code = f"import sys; from dexterity_nb import cli; code = cli.main({arguments!r}); print(code, 'tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.split()[-2:] == ["2", "False"], result.stdout + result.stderr
-    assert "does not know which observation components of 'Taxi-v4' are velocities" in result.stderr
+    assert message in result.stderr
 
 
 def test_a_recurrent_model_type_drills_saves_and_evaluates(tmp_path, capsys):
@@ -243,12 +247,3 @@ def test_a_recurrent_model_type_drills_saves_and_evaluates(tmp_path, capsys):
     loaded = PPOAgent.load(out / "agent.npz")
     assert loaded.recurrent and loaded.chunk_length == 8 and loaded.model_builder.model_type == "gru"
     assert cli.main(["evaluate", str(out), "--episodes", "1"]) == 0
-
-
-def test_chunk_length_without_a_recurrent_model_type_fails_before_tensorflow_loads():
-    code = ("import sys; from dexterity_nb import cli; "
-            "code = cli.main(['drill', 'CartPole-v1', '--chunk-length', '8', '--cycles', '1']); "
-            "print(code, 'tensorflow' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.stdout.split()[-2:] == ["2", "False"], result.stdout + result.stderr
-    assert "--chunk-length is the training sequence length of recurrent networks; add --model-type gru" in result.stderr
