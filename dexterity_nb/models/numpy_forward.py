@@ -113,10 +113,6 @@ class NumpyForward:
         )
 
 
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def _cell_step(kind, weights, activation, recurrent_activation, x, state):
     """One step of a Keras SimpleRNN, GRU (``reset_after``) or LSTM cell, as its ``call`` computes it.
 
