@@ -152,6 +152,12 @@ def _parser():
     drill.add_argument("--distribution", type=_distribution_name,
                        help="categorical, gaussian, beta or auto (default: the preset's, else from the action space)")
     drill.add_argument("--gatherer", help="module:Class of a Gatherer subclass")
+    drill.add_argument("--intrinsic", choices=("rnd", "counts"),
+                       help="curiosity: add a novelty bonus to the reward, by Random Network Distillation (rnd) or by "
+                            "counting visits on a grid (counts); for sparse rewards such as MountainCar-v0's")
+    drill.add_argument("--intrinsic-weight", type=_flag_type(float, lambda value: math.isfinite(value) and value >= 0,
+                                                               "a finite number ≥ 0"),
+                       metavar="β", help="weight β of the curiosity bonus (default 1); needs --intrinsic")
     drill.add_argument("--out", help="output folder (default: runs/<env>-<time>); progress.csv is written there every cycle")
     drill.add_argument("--tensorboard", metavar="DIR", help="also log every cycle for TensorBoard in DIR")
     drill.add_argument("--target-return", type=float,
@@ -288,6 +294,9 @@ def drill_command(arguments) -> int:
     if arguments.chunk_length is not None and arguments.model_type == "ffn":
         raise ValueError("--chunk-length is the training sequence length of recurrent networks; add --model-type gru "
                          "(or lstm, rnn), or drop --chunk-length.")
+    if arguments.intrinsic_weight is not None and arguments.intrinsic is None:
+        raise ValueError("--intrinsic-weight is the weight β of a curiosity bonus; add --intrinsic rnd (or counts), "
+                         "or drop --intrinsic-weight.")
     is_root = resolve_communicator().is_root  # with MPI, rank 0 alone prints, logs and saves
     preset = presets.preset_for(arguments.env)
     transformers = preset["transformers"] if arguments.transformers is None else [
@@ -313,6 +322,10 @@ def drill_command(arguments) -> int:
 
     if arguments.chunk_length is not None:
         agent_options["chunk_length"] = arguments.chunk_length
+    if arguments.intrinsic is not None:
+        from dexterity_nb.agent.curiosity import resolve_intrinsic_reward
+
+        agent_options["intrinsic"] = resolve_intrinsic_reward(arguments.intrinsic, arguments.intrinsic_weight)
     agent = PPOAgent(get_model_builder(arguments.model, arguments.model_type), env, seed=arguments.seed, **agent_options)
     if gatherer is not None:
         agent.assign_gatherer(gatherer)

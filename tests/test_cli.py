@@ -94,6 +94,30 @@ def test_the_recurrent_flags_reach_the_agent(tmp_path, monkeypatch):
     assert "chunk_length" not in kwargs and RecordingAgent.model_type == "ffn"
 
 
+def test_the_curiosity_flags_reach_the_agent(tmp_path, monkeypatch):
+    from dexterity_nb.agent.curiosity import CountBonus, RandomNetworkDistillation
+
+    kwargs, _ = _built_with(monkeypatch, tmp_path, "--cycles", "1", "--intrinsic", "counts", "--intrinsic-weight", "0.5")
+    assert isinstance(kwargs["intrinsic"], CountBonus) and kwargs["intrinsic"].weight == 0.5
+    kwargs, _ = _built_with(monkeypatch, tmp_path, "--cycles", "1", "--intrinsic", "rnd")
+    assert isinstance(kwargs["intrinsic"], RandomNetworkDistillation) and kwargs["intrinsic"].weight == 1.0
+    kwargs, _ = _built_with(monkeypatch, tmp_path, "--cycles", "1")
+    assert "intrinsic" not in kwargs
+
+
+def test_a_curious_drill_logs_the_intrinsic_return_and_saves_the_counts(tmp_path, capsys):
+    out = tmp_path / "curious"
+    assert cli.main(["drill", "MountainCar-v0", "--intrinsic", "counts", "--cycles", "2", "--horizon", "128",
+                     "--workers", "2", "--epochs", "1", "--batch-size", "64", "--seed", "0", "--out", str(out)]) == 0
+    capsys.readouterr()
+    header, *rows = (out / "progress.csv").read_text().splitlines()
+    assert "intrinsic_return" in header.split(",") and "intrinsic_cells_visited" in header.split(",") and len(rows) == 2
+    from dexterity_nb.agent.ppo_agent import PPOAgent
+
+    loaded = PPOAgent.load(out / "agent.npz")
+    assert type(loaded.intrinsic).__name__ == "CountBonus" and loaded.intrinsic.counts.sum() == 2 * 128 * 2
+
+
 def test_the_words_for_off_constant_and_auto(tmp_path, monkeypatch):
     kwargs, _ = _built_with(monkeypatch, tmp_path, "--cycles", "1", "--gradient-clipping", "1.5", "--value-clip", "None",
                             "--lr-schedule", "constant", "--distribution", "auto")
@@ -125,6 +149,8 @@ def test_flags_left_out_take_the_preset(tmp_path, monkeypatch):
     ("--model", "huge", "must be a registered model builder (deep, simple, wide), got huge"),
     ("--distribution", "poisson", "must be auto or one of categorical, gaussian, beta, got poisson"),
     ("--frames", "0", "must be a positive int, got 0"),
+    ("--intrinsic", "icm", "invalid choice: 'icm' (choose from rnd, counts)"),
+    ("--intrinsic-weight", "-1", "must be a finite number ≥ 0, got -1"),
 ])
 def test_new_flags_are_checked_when_parsed(flag, value, message, capsys, monkeypatch):
     monkeypatch.setattr("dexterity_nb.agent.ppo_agent.PPOAgent", AgentMustNotBeBuilt)
@@ -228,6 +254,8 @@ def test_mask_velocity_drills_and_saves_a_velocity_free_agent(tmp_path, capsys):
      "does not know which observation components of 'Taxi-v4' are velocities"),
     (["drill", "CartPole-v1", "--chunk-length", "8", "--cycles", "1"],
      "--chunk-length is the training sequence length of recurrent networks; add --model-type gru"),
+    (["drill", "MountainCar-v0", "--intrinsic-weight", "2", "--cycles", "1"],
+     "--intrinsic-weight is the weight β of a curiosity bonus; add --intrinsic rnd"),
 ])
 def test_a_flag_that_cannot_work_fails_before_tensorflow_loads(arguments, message):
     code = f"import sys; from dexterity_nb import cli; code = cli.main({arguments!r}); print(code, 'tensorflow' in sys.modules)"

@@ -276,7 +276,7 @@ def _csv_cell(value):
 TENSORBOARD_GROUPS = {
     "episodes": ("mean_return", "mean_length", "episodes", "total_episodes"),
     "losses": ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"),
-    "diagnostics": ("explained_variance", "gradient_norm", "mean_value"),
+    "diagnostics": ("explained_variance", "gradient_norm", "mean_value", "behaviour_weight_mean", "behaviour_weight_max"),
     "progress": ("cycle", "frames", "updates", "learning_rate"),
     "time": ("gather_seconds", "optimize_seconds", "seconds", "steps_per_second"),
 }
@@ -284,8 +284,9 @@ _GROUP_OF = {key: group for group, keys in TENSORBOARD_GROUPS.items() for key in
 
 
 def tensorboard_tag(key: str) -> str:
-    """The TensorBoard tag of a history key: ``"losses/policy_loss"``; unknown keys go under ``other/``."""
-    return f"{_GROUP_OF.get(key, 'other')}/{key}"
+    """The TensorBoard tag of a history key: ``"losses/policy_loss"``; curiosity's keys (``intrinsic_…``)
+    under ``curiosity/``; unknown keys under ``other/``."""
+    return f"{_GROUP_OF.get(key, 'curiosity' if key.startswith('intrinsic_') else 'other')}/{key}"
 
 
 class TensorBoard(Callback):

@@ -92,10 +92,13 @@ def _arrays_of(agent) -> dict:
         for name, statistics in transformer.running_statistics().items():
             for key, value in statistics.get_state().items():
                 arrays[f"transformer/{index}/{name}/{key}"] = value
+    if agent.intrinsic is not None:  # curiosity: the bonus's learned state (reward/…) and V_i's (value/…)
+        arrays.update({f"intrinsic/{name}": np.asarray(value) for name, value in agent._intrinsic_state().items()})
     return arrays
 
 
 def _description_of(agent) -> dict:
+    from dexterity_nb.agent.curiosity import INTRINSIC_REWARDS
     from dexterity_nb.agent.gather import GATHERERS
     from dexterity_nb.common.policies import DISTRIBUTIONS
     from dexterity_nb.common.transformers import TRANSFORMERS
@@ -103,6 +106,12 @@ def _description_of(agent) -> dict:
     distribution = agent.distribution
     gatherer = agent.gatherer_class
     builder = agent.model_builder
+    intrinsic = agent.intrinsic
+    optional = {} if intrinsic is None else {"intrinsic": {
+        "class": _name_to_save(INTRINSIC_REWARDS, type(intrinsic), type(intrinsic).__name__, "intrinsic reward",
+                               f"register_intrinsic_reward({type(intrinsic).__name__}, name=...)"),
+        "config": _json_config(intrinsic.config(), "intrinsic.config"),
+    }}
     return jsonable({
         "format": FORMAT,
         "hyperparameters": agent.hyperparameters(),
@@ -133,6 +142,7 @@ def _description_of(agent) -> dict:
         },
         "counts": {"policy": len(agent.policy.weights), "value": len(agent.value.weights),
                    "optimizer": len(agent.optimizer.variables)},
+        **optional,
     })
 
 
@@ -219,12 +229,19 @@ def load_agent(agent_class, path, env=None, gatherer=None, lr_schedule=None, ver
     distribution_class = rebuild.distribution_class_for(path, description["distribution"])
     env = rebuild.env_for(path, description, env)
     distribution = rebuild.distribution_for(path, distribution_class, description["distribution"], env.action_space)
+    intrinsic = rebuild.intrinsic_for(path, description.get("intrinsic"))
     try:
-        agent = agent_class(builder, env, distribution=distribution, verbose=verbose, **hyperparameters)
+        agent = agent_class(builder, env, distribution=distribution, verbose=verbose, intrinsic=intrinsic, **hyperparameters)
     except (ValueError, TypeError) as error:
         raise CheckpointError(f"{path}: no agent can be built from its description ({error}).") from error
     _check_shapes(path, agent, description, arrays)
     _restore(agent, description, arrays, gatherer)
+    if agent.intrinsic is not None:
+        try:  # what only the intrinsic reward itself can judge (e.g. counts must be whole numbers ≥ 0)
+            agent._set_intrinsic_state({name[len("intrinsic/"):]: value for name, value in arrays.items()
+                                        if name.startswith("intrinsic/")})
+        except (ValueError, TypeError, KeyError) as error:
+            raise CheckpointError(f"{path}: its intrinsic reward's arrays do not fit {agent.intrinsic!r} ({error}).") from error
     return agent
 
 
@@ -284,6 +301,16 @@ def _check_shapes(path, agent, description, arrays):
                     f"{path}: the array {group}/{index} is {array.dtype} of shape {array.shape}, but the {group} built "
                     f"from its description needs {variable.dtype} of shape {tuple(variable.shape)}."
                 )
+    if agent.intrinsic is not None:  # the bonus's and V_i's arrays, all of them and of the built shapes
+        built = {f"intrinsic/{name}": np.asarray(value) for name, value in agent._intrinsic_state().items()}
+        saved = {name for name in arrays if name.startswith("intrinsic/")}
+        if saved != set(built):
+            raise CheckpointError(f"{path}: its intrinsic reward's arrays {sorted(saved)[:6]} are not the ones "
+                                  f"{agent.intrinsic!r} keeps: {sorted(built)[:6]} (first six of each).")
+        for name, value in built.items():
+            if arrays[name].shape != value.shape:
+                raise CheckpointError(f"{path}: the array {name} has shape {arrays[name].shape}, but "
+                                      f"{agent.intrinsic!r} built from its description needs {value.shape}.")
     expected = set()
     for index, transformer in enumerate(agent.transformers):
         for name, statistics in transformer.running_statistics().items():

@@ -75,6 +75,17 @@ def gatherer_for(path, name, given):
     return GATHERERS[name]
 
 
+def intrinsic_for(path, spec):
+    """The saved intrinsic reward (curiosity), rebuilt from its registered name and config; ``None`` without one."""
+    from dexterity_nb.agent.curiosity import INTRINSIC_REWARDS
+
+    if spec is None:
+        return None
+    code = _identifier(spec["class"], "YourIntrinsicReward")
+    return _instance_from(path, INTRINSIC_REWARDS, spec, "intrinsic reward", "intrinsic",
+                          f"register_intrinsic_reward({code}) (from dexterity_nb.agent.curiosity).")
+
+
 def env_for(path, description, env):
     """The caller's env (with the saved transformers), or the env rebuilt from its registered id."""
     import gymnasium
@@ -137,20 +148,25 @@ def _check_env_id(path, env_id, passing):
 def _transformer_from(path, index, spec):
     from dexterity_nb.common.transformers import TRANSFORMERS
 
+    code = _identifier(spec["class"], "YourTransformer")
+    return _instance_from(path, TRANSFORMERS, spec, "transformer", f"transformers[{index}]",
+                          f"register_transformer({code}) (from dexterity_nb.common.transformers), or pass an env that "
+                          f"has it: PPOAgent.load(path, env=make_env(..., transformers={_describe_transformers([spec])})).")
+
+
+def _instance_from(path, registry, spec, kind, field, how_to_register):
+    """``registry[spec["class"]](**spec["config"])``; a name not registered here, or a refused config, is a CheckpointError."""
     name = spec["class"]
-    if name not in TRANSFORMERS:
-        code = _identifier(name, "YourTransformer")
+    if name not in registry:
         raise CheckpointError(
-            f"{path} names the transformer {name!r} (field `transformers[{index}].class`), which is not registered here; "
-            f"loading finds classes only in the registries, never by importing. Register it before loading: "
-            f"register_transformer({code}) (from dexterity_nb.common.transformers), or pass an env that has it: "
-            f"PPOAgent.load(path, env=make_env(..., transformers={_describe_transformers([spec])}))."
+            f"{path} names the {kind} {name!r} (field `{field}.class`), which is not registered here; loading finds "
+            f"classes only in the registries, never by importing. Register it before loading: {how_to_register}"
         )
     try:
-        return TRANSFORMERS[name](**spec["config"])
+        return registry[name](**spec["config"])
     except (ValueError, TypeError) as error:
-        raise CheckpointError(f"{path}: the transformer {name!r} refuses its saved config {_short(spec['config'])} "
-                              f"(field `transformers[{index}].config`: {error}).") from error
+        raise CheckpointError(f"{path}: the {kind} {name!r} refuses its saved config {_short(spec['config'])} "
+                              f"(field `{field}.config`: {error}).") from error
 
 
 def _check_same_transformers(path, saved, env):

@@ -20,9 +20,11 @@ The description (format ``dexterity_nb-agent-2``) is a dict with exactly these k
     history          one dict per cycle, "cycle" running 1, 2, … n
     random_streams   {"workers": [PCG64 state, ...], "shuffle": PCG64 state, "act": PCG64 state}
     counts           {"policy", "value", "optimizer"}: how many arrays of each
+    intrinsic        only with curiosity: {"class": registered name, "config": constructor arguments}
 
-and the arrays are ``policy/<i>``, ``value/<i>``, ``optimizer/<i>`` and
-``transformer/<index>/<statistic>/<count|mean|var>``.
+and the arrays are ``policy/<i>``, ``value/<i>``, ``optimizer/<i>``,
+``transformer/<index>/<statistic>/<count|mean|var>`` and, with curiosity, ``intrinsic/<name>`` (the
+intrinsic reward's ``get_state()`` under ``reward/``, its value network's under ``value/``).
 """
 
 from __future__ import annotations
@@ -140,7 +142,8 @@ OPTIONAL_HYPERPARAMETERS = ("chunk_length", "behaviour_weight_bound")
 # ------------------------------------------------------------------ the description
 def check_description(description: dict) -> None:
     """Check every field of a parsed description (its ``format`` already checked); raise on the first bad one."""
-    _expect_dict("description", description, DESCRIPTION_KEYS)
+    keys = DESCRIPTION_KEYS + (("intrinsic",) if isinstance(description, dict) and "intrinsic" in description else ())
+    _expect_dict("description", description, keys)  # "intrinsic" only for an agent with curiosity
     saved = _expect_dict("hyperparameters", description["hyperparameters"])
     keys = tuple(name for name in HYPERPARAMETERS if name not in OPTIONAL_HYPERPARAMETERS or name in saved)
     hyperparameters = _expect_dict("hyperparameters", saved, keys)
@@ -152,6 +155,8 @@ def check_description(description: dict) -> None:
     for index, spec in enumerate(_expect_list("transformers", description["transformers"])):
         _check_named_spec(f"transformers[{index}]", spec)
     _expect_name("gatherer", description["gatherer"])
+    if "intrinsic" in description:
+        _check_named_spec("intrinsic", description["intrinsic"])
     _check_history(description["history"])
     _expect_int("cycle", description["cycle"], minimum=0)
     if description["cycle"] != len(description["history"]):
@@ -263,28 +268,36 @@ def check_arrays(description: dict, arrays: dict) -> None:
             _fail(missing[0], f"is missing (the file is truncated or was edited); {len(missing)} {group} arrays are")
     statistics = {}
     for name, value in arrays.items():
-        kind = _array_kind(name, counts, len(description["transformers"]))
+        kind = _array_kind(name, counts, len(description["transformers"]), "intrinsic" in description)
         if kind is None:
             _fail(name, "is an array no saved agent holds")
         if not isinstance(value, np.ndarray) or value.dtype.kind not in "iuf":
             _fail(name, f"must be an array of numbers, got {_came(getattr(value, 'dtype', value))}")
         if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
             _fail(name, "holds NaN or infinite values; a trained agent's weights and statistics are finite")
-        if kind == "statistics":
+        if kind == "statistics" or (kind == "intrinsic" and _is_intrinsic_statistic(name)):
             statistics.setdefault(name.rpartition("/")[0], {})[name.rpartition("/")[2]] = value
     for prefix, state in statistics.items():
         _check_statistics(prefix, state)
 
 
-def _array_kind(name, counts, transformer_count):
-    """"weights", "statistics", or None for a name no saved agent writes."""
+def _array_kind(name, counts, transformer_count, curious=False):
+    """"weights", "statistics", "intrinsic", or None for a name no saved agent writes."""
     parts = name.split("/")
+    if curious and len(parts) >= 3 and parts[0] == "intrinsic" and parts[1] in ("reward", "value") and all(parts[2:]):
+        return "intrinsic"  # its names and shapes are checked against the intrinsic reward once it is built
     if len(parts) == 2 and parts[0] in WEIGHT_GROUPS and _index_below(parts[1], counts[parts[0]]):
         return "weights"
     if (len(parts) == 4 and parts[0] == "transformer" and _index_below(parts[1], transformer_count) and parts[2]
             and parts[3] in STATISTICS_KEYS):
         return "statistics"
     return None
+
+
+def _is_intrinsic_statistic(name) -> bool:
+    """``intrinsic/reward/statistics/<name>/<count|mean|var>``: the intrinsic reward's running statistics."""
+    parts = name.split("/")
+    return len(parts) == 5 and parts[2] == "statistics" and parts[4] in STATISTICS_KEYS
 
 
 def _index_below(text, limit) -> bool:

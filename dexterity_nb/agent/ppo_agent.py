@@ -3,6 +3,7 @@
 A *cycle* has two phases:
 
 1. **gather**: every worker plays ``horizon`` steps of the current policy (see ``gather.py``);
+   with curiosity, a bonus for novel states joins the rewards (see ``curiosity.py``);
 2. **optimise**: ``epochs`` passes over all workers' experience in shuffled minibatches of
    ``batch_size``, each minibatch one gradient step on
 
@@ -160,6 +161,11 @@ class PPOAgent:
         behaviour_weight_bound: c̄, the largest weight π_old(a|s)/μ(a|s) a sample gets when a custom
             gatherer acted by its own policy μ (see "The objective with a custom gatherer" below).
             Default 1, as V-trace's ρ̄.
+        intrinsic: curiosity, a bonus added to the task's reward for novel states: ``None`` (off),
+            ``"rnd"`` (Random Network Distillation), ``"counts"`` (a count-based bonus), or an
+            :class:`~dexterity_nb.agent.curiosity.IntrinsicReward` subclass or instance (its
+            ``weight`` is β). The history's returns stay the task's; ``intrinsic_return`` is the
+            bonus's (see ``agent/curiosity.py``).
 
     **The objective with a custom gatherer.** A gatherer that overrides ``select_action`` may act
     by another policy μ (ε-greedy) and returns log μ(a|s). The agent then computes log π_old(a|s)
@@ -178,7 +184,8 @@ class PPOAgent:
                  discount: float = 0.99, lam: float = 0.95, clip: float = 0.2, c_entropy: float = 0.01,
                  c_value: float = 0.5, gradient_clipping: float | None = 0.5, lr_schedule=None,
                  distribution=None, seed: int | None = None, value_clip: float | None = None, verbose: bool = True,
-                 communicator=None, chunk_length: int | None = None, behaviour_weight_bound: float = 1.0):
+                 communicator=None, chunk_length: int | None = None, behaviour_weight_bound: float = 1.0,
+                 intrinsic=None):
         # Every argument is checked before anything is built.
         self.horizon = _positive_int("horizon", horizon)
         self.workers = _positive_int("workers", workers)
@@ -196,6 +203,7 @@ class PPOAgent:
             raise ValueError(f"`seed` must be None or an int in [0, 2**32 − 1] (what NumPy and TensorFlow accept), got {seed!r}.")
         self.seed = None if seed is None else int(seed)
         _check_model_builder(model_builder)
+        self.intrinsic = _checked_intrinsic(intrinsic)
         if not isinstance(env, TransformedEnv):
             env = make_env(env)
         _check_cycle_fits_in_memory(self.horizon, self.workers, env.observation_space)
@@ -235,6 +243,9 @@ class PPOAgent:
 
         build_compiled_functions(self)
         self._act_memory = self.initial_memory(1)
+        self.intrinsic_critic = None
+        if self.intrinsic is not None:
+            self._set_up_intrinsic()
 
         self.gatherer_class = Gatherer
         self.rollout = Rollout(env.make_worker_env, self._local_workers, Gatherer, self.distribution, self.transformers,
@@ -334,6 +345,10 @@ class PPOAgent:
         _checked_schedule(self.lr_schedule)
         for transformer in self.transformers:
             transformer.set_discount(self.discount)
+        if self.intrinsic is not None:  # β may have been changed since construction (agent.intrinsic.weight = 2)
+            weight = self.intrinsic.weight
+            if isinstance(weight, bool) or not isinstance(weight, (int, float, np.floating)) or not 0 <= weight < math.inf:
+                raise ValueError(f"`agent.intrinsic.weight` (β) must be a finite number ≥ 0, got {weight!r}.")
         epochs = _positive_int("epochs", epochs)
         batch_size = _positive_int("batch_size", batch_size)
         samples = self.horizon * self.workers
@@ -579,7 +594,8 @@ class PPOAgent:
         for callback in callbacks:
             callback.on_gather_end(self)
         gathered = time.perf_counter()
-        metrics, updates = self._optimize_on(trajectories, epochs, batch_size, learning_rate)  # dict, int
+        intrinsic_rewards = self._intrinsic_rewards(trajectories) if self.intrinsic is not None else None
+        metrics, updates = self._optimize_on(trajectories, epochs, batch_size, learning_rate, intrinsic_rewards)
         finished = time.perf_counter()
         self.cycle += 1
         previous = self.history[-1] if self.history else {"frames": 0, "updates": 0, "total_episodes": 0}
@@ -589,6 +605,7 @@ class PPOAgent:
             "frames": trajectories.frames, "gather_seconds": gathered - start, "optimize_seconds": finished - gathered,
             "seconds": finished - start,
             "behaviour_weight_sum": self._behaviour_ratio[0], "behaviour_weight_max": self._behaviour_ratio[1],
+            "intrinsic_returns": [] if self.intrinsic is None else self.intrinsic.episode_returns,
         })
         returns, lengths = summary["episode_returns"], summary["episode_lengths"]
         stats = {
@@ -601,10 +618,11 @@ class PPOAgent:
             "total_episodes": previous["total_episodes"] + len(returns),
             "frames": previous["frames"] + summary["frames"],
             "updates": previous["updates"] + updates,
-            **metrics,  # the UPDATE_METRICS, then explained_variance and mean_value
+            **{key: value for key, value in metrics.items() if not key.startswith("intrinsic_")},  # UPDATE_METRICS, ...
             # How far the gatherer acted from the policy: π_old/μ over the cycle's samples (1 and 1 for the default gatherer).
             "behaviour_weight_mean": summary["behaviour_weight_sum"] / max(summary["frames"], 1),
             "behaviour_weight_max": summary["behaviour_weight_max"],
+            **self._intrinsic_history(summary["intrinsic_returns"], metrics),
             "learning_rate": learning_rate,
             "gather_seconds": summary["gather_seconds"],
             "optimize_seconds": summary["optimize_seconds"],
@@ -614,11 +632,12 @@ class PPOAgent:
         self.history.append(stats)
         return stats
 
-    def _advantages(self, trajectories: Trajectories):
+    def _advantages(self, trajectories: Trajectories, bonus=None):
         """V(s_t), the advantages and the returns of a cycle, each ``(horizon, workers)``.
 
         V(s_t) and V(s_{t+1}) come from one value pass, which also backs up the weights. A
         recurrent value network takes one step from the memory recorded with each state.
+        ``bonus``: an episodic intrinsic reward, added to the task's rewards.
         """
         from dexterity_nb.agent.objectives import generalized_advantage_estimates
 
@@ -634,9 +653,9 @@ class PPOAgent:
         self._backup_is_fresh = True
         values = both[:samples].reshape(horizon, workers)
         next_values = both[samples:].reshape(horizon, workers)
+        rewards = trajectories.rewards if bonus is None else trajectories.rewards + bonus
         advantages, returns = generalized_advantage_estimates(
-            trajectories.rewards, values, next_values, trajectories.terminated, trajectories.episode_ends,
-            self.discount, self.lam,
+            rewards, values, next_values, trajectories.terminated, trajectories.episode_ends, self.discount, self.lam,
         )
         return values, advantages, returns
 
@@ -670,14 +689,19 @@ class PPOAgent:
         )
         return data, chunks.count, batch_size // self.chunk_length
 
-    def _optimize_on(self, trajectories, epochs, batch_size, learning_rate):
+    def _optimize_on(self, trajectories, epochs, batch_size, learning_rate, intrinsic_rewards=None):
         """Optimise on one cycle's data; returns ({metric name: value}, minibatches applied).
 
-        The metrics are the :data:`UPDATE_METRICS` (means over the applied minibatches) and the
-        value diagnostics of the estimates GAE used, before this update (see ``_value_diagnostics``).
+        The metrics are the :data:`UPDATE_METRICS` (means over the applied minibatches), the
+        value diagnostics of the estimates GAE used, before this update (see ``_value_diagnostics``),
+        and with curiosity the ``intrinsic_`` metrics of its training.
         """
-        values, advantages, returns = self._advantages(trajectories)
+        episodic = self.intrinsic is not None and self.intrinsic.episodic
+        values, advantages, returns = self._advantages(trajectories, intrinsic_rewards if episodic else None)
         diagnostics = self._value_diagnostics(values.reshape(-1), returns.reshape(-1))
+        if self.intrinsic_critic is not None:  # a non-episodic bonus: A_t = A^task_t + A^i_t
+            intrinsic_advantages, intrinsic_returns = self._intrinsic_advantages(trajectories, intrinsic_rewards)
+            advantages = advantages + intrinsic_advantages
         old_log_probabilities, weights = self._behaviour_correction(trajectories)
         data, samples, batch_size = self._update_data(trajectories, values, advantages, returns, batch_size,
                                                       old_log_probabilities, weights)
@@ -696,7 +720,11 @@ class PPOAgent:
                 f"The agent was restored to the end of cycle {self.cycle}. Try a lower learning_rate, check the "
                 "environment's rewards and observations for nan/inf, or add a RewardNormalizationTransformer."
             )
-        return {**dict(zip(UPDATE_METRICS, (float(value) for value in np.asarray(metrics)))), **diagnostics}, int(completed)
+        metrics = {**dict(zip(UPDATE_METRICS, (float(value) for value in np.asarray(metrics)))), **diagnostics}
+        if self.intrinsic is not None:
+            metrics.update(self._train_intrinsic(trajectories, epochs, batch_size, learning_rate,
+                                                 intrinsic_returns if self.intrinsic_critic is not None else None))
+        return metrics, int(completed)
 
     def _behaviour_correction(self, trajectories):
         """``(log π_old(a|s), min(π_old/μ, c̄))`` of every gathered sample, each ``(horizon, workers)``.
@@ -821,6 +849,86 @@ class PPOAgent:
                 target.assign(value)
                 self._graph_setting_values[name] = value
 
+    # ------------------------------------------------------------------ curiosity (agent/curiosity.py)
+    def _set_up_intrinsic(self):
+        """Build the intrinsic reward (and V_i for a non-episodic one); equal on every MPI process."""
+        from dexterity_nb.agent.curiosity import IntrinsicCritic
+        from dexterity_nb.common.transformers import BaseTransformer
+
+        # The bonus sees the observations the networks see. After a transformer that changes them (state
+        # normalisation) the env's bounds no longer hold: the space it is given says "unbounded".
+        space = self.env.observation_space
+        if any(type(t).transform_state is not BaseTransformer.transform_state for t in self.transformers):
+            space = gymnasium.spaces.Box(-np.inf, np.inf, space.shape, dtype=np.float32)
+        self.intrinsic.setup(space, self.env.action_space, self._local_workers, self.communicator)
+        if self.intrinsic.workers != self._local_workers:
+            raise TypeError(f"{type(self.intrinsic).__name__}.setup must call super().setup(observation_space, "
+                            "action_space, workers, communicator) first: the base class keeps per-worker returns there.")
+        if not self.intrinsic.episodic:
+            self.intrinsic_critic = IntrinsicCritic(self.env.observation_space, communicator=self.communicator)
+        if self.communicator.size > 1:  # rank 0's random target, predictor and V_i on every rank
+            state = self._intrinsic_state()
+            names = sorted(state)
+            self._set_intrinsic_state(dict(zip(names, self.communicator.broadcast_arrays([state[name] for name in names]))))
+
+    def _intrinsic_state(self) -> dict:
+        """Everything curiosity has learned, as named arrays: the bonus's, then V_i's (``value/…``)."""
+        state = {f"reward/{name}": value for name, value in self.intrinsic.get_state().items()}
+        if self.intrinsic_critic is not None:
+            state.update({f"value/{name}": value for name, value in self.intrinsic_critic.get_state().items()})
+        return state
+
+    def _set_intrinsic_state(self, state):
+        self.intrinsic.set_state({name[len("reward/"):]: value for name, value in state.items() if name.startswith("reward/")})
+        if self.intrinsic_critic is not None:
+            self.intrinsic_critic.set_state({name[len("value/"):]: value for name, value in state.items()
+                                             if name.startswith("value/")})
+        self.intrinsic.restart_episodes()
+
+    def _intrinsic_rewards(self, trajectories):
+        """r^i_t of the cycle, ``(horizon, workers)``; the bonus's statistics updated and merged over processes."""
+        data = (trajectories.observations, trajectories.actions, trajectories.next_observations)
+        base = self.communicator.statistics_state([self.intrinsic])
+        rewards = self.intrinsic.rewards(*data, trajectories.episode_ends)
+        self.intrinsic.update_statistics(*data)
+        self.communicator.merge_statistics([self.intrinsic], base)
+        return rewards
+
+    def _intrinsic_advantages(self, trajectories, intrinsic_rewards):
+        """A^i_t and R^i_t of a non-episodic bonus: GAE with γ_i and no episode ends, from V_i.
+
+        Novelty does not stop where the task's episode does: the intrinsic return runs on into the
+        next episode, so the state after step t is the one the worker saw next, ``observations[t + 1]``
+        (the new episode's first state where one ended), and V_i of the last step's next state
+        bootstraps the horizon.
+        """
+        from dexterity_nb.agent.objectives import generalized_advantage_estimates
+
+        values = self.intrinsic_critic.values(np.concatenate([trajectories.observations, trajectories.next_observations[-1:]]))
+        never = np.zeros_like(intrinsic_rewards)
+        return generalized_advantage_estimates(intrinsic_rewards, values[:-1], values[1:], never, never,
+                                               self.intrinsic.discount, self.lam)
+
+    def _train_intrinsic(self, trajectories, epochs, batch_size, learning_rate, intrinsic_returns) -> dict:
+        """Train the bonus on the cycle (after its bonus was taken), and V_i on R^i; their ``intrinsic_`` metrics."""
+        metrics = self.intrinsic.train(trajectories.observations, trajectories.actions, trajectories.next_observations)
+        metrics = {} if metrics is None else metrics
+        if not isinstance(metrics, dict) or not all(isinstance(name, str) and isinstance(value, (int, float, np.number))
+                                                    and not isinstance(value, bool) for name, value in metrics.items()):
+            raise TypeError(f"{type(self.intrinsic).__name__}.train must return a dict of metrics {{name: number}} "
+                            f"(or {{}}); it returned {metrics!r:.200}.")
+        metrics = {f"intrinsic_{name}": float(value) for name, value in metrics.items()}
+        if intrinsic_returns is not None:
+            metrics["intrinsic_value_loss"] = self.intrinsic_critic.train(
+                trajectories.observations, intrinsic_returns, epochs, batch_size, learning_rate, self._shuffle_rng)
+        return metrics
+
+    def _intrinsic_history(self, episode_returns, metrics) -> dict:
+        if self.intrinsic is None:
+            return {}
+        return {"intrinsic_return": float(np.mean(episode_returns)) if episode_returns else math.nan,
+                **{key: value for key, value in metrics.items() if key.startswith("intrinsic_")}}
+
     # ------------------------------------------------------------------ consistency
     def _snapshot(self):
         """Everything a cycle changes except env states, to undo an unfinished cycle."""
@@ -834,6 +942,7 @@ class PPOAgent:
             ],
             "cycle": self.cycle,
             "history_length": len(self.history),
+            "intrinsic": None if self.intrinsic is None else self._intrinsic_state(),
         }
 
     def _restore(self, snapshot):
@@ -843,6 +952,8 @@ class PPOAgent:
         for transformer, states in zip(self.transformers, snapshot["transformers"]):
             for name, statistics in transformer.running_statistics().items():
                 statistics.set_state(states[name])
+        if snapshot["intrinsic"] is not None:
+            self._set_intrinsic_state(snapshot["intrinsic"])
         self.cycle = snapshot["cycle"]
         del self.history[snapshot["history_length"]:]
         self._policy_forward_refresh()
@@ -856,6 +967,17 @@ def _unique_variables(variables):
             seen.add(id(variable))
             unique.append(variable)
     return unique
+
+
+def _checked_intrinsic(intrinsic):
+    """The agent's own copy of the intrinsic reward (``None`` without one); an instance already in use is refused."""
+    from dexterity_nb.agent.curiosity import resolve_intrinsic_reward
+
+    intrinsic = resolve_intrinsic_reward(intrinsic)
+    if intrinsic is not None and intrinsic.workers:
+        raise ValueError(f"{intrinsic!r} already belongs to an agent (it learned from that agent's states). Pass a new "
+                         f"instance, e.g. intrinsic={type(intrinsic).__name__}(...), or a name such as \"rnd\".")
+    return copy.deepcopy(intrinsic)  # each agent learns its own counts or predictor, also in a comparison
 
 
 def _check_model_builder(model_builder):

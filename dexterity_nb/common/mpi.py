@@ -195,6 +195,8 @@ def _combine_cycles(per_rank: list) -> dict:
         # π_old/μ of every sample: its sum over all ranks (for the mean) and its largest value.
         "behaviour_weight_sum": sum(summary["behaviour_weight_sum"] for summary in per_rank),
         "behaviour_weight_max": max(summary["behaviour_weight_max"] for summary in per_rank),
+        # Σ r^i of every rank's finished episodes (curiosity), in rank order.
+        "intrinsic_returns": [value for summary in per_rank for value in summary.get("intrinsic_returns", [])],
     }
 
 

@@ -173,6 +173,10 @@ class LiveDashboard(Callback):
     def _show_numbers(self, stats):
         self.shown_numbers = {label: format_number(stats.get(key), pattern)
                               for key, label, pattern in CYCLE_NUMBERS}
+        if "intrinsic_return" in stats:  # curiosity: its return next to the task's
+            self.shown_numbers = {**dict(list(self.shown_numbers.items())[:2]),
+                                  "intrinsic return": format_number(stats["intrinsic_return"], "{:.3f}"),
+                                  **dict(list(self.shown_numbers.items())[2:])}
         if self.widget is not None:
             cells = "".join(
                 f'<div><span style="color:#777">{label}</span><br><b>{text}</b></div>'

@@ -99,7 +99,8 @@ def _draw_gradient_norm(axes, cycles, norms, gradient_clipping):
 def draw_history(figure: Figure, history: Sequence[Mapping], title: str | None = None,
                  gradient_clipping: float | None = None) -> Figure:
     """Clear `figure` and draw the six panels of a drill: return (mean and spread of episode
-    returns, with the mean value estimate on its own scale), episode length, policy/value loss,
+    returns, with the mean value estimate on its own scale, or with curiosity the intrinsic return
+    instead), episode length, policy/value loss,
     entropy/KL, explained variance, gradient norm (with the clipping limit `gradient_clipping`
     as a line when given). Histories saved before the last three keys existed still draw: those
     panels say the key was not recorded. Returns the figure."""
@@ -126,7 +127,15 @@ def draw_history(figure: Figure, history: Sequence[Mapping], title: str | None =
     return_axes.set_xlabel("cycle")
     handles, labels = return_axes.get_legend_handles_labels()
     mean_value = series(history, "mean_value")
-    if not np.all(np.isnan(mean_value)):
+    if any("intrinsic_return" in entry for entry in history):
+        # Curiosity: the bonus's own return per episode, on its own scale, next to the task's.
+        intrinsic_axes = return_axes.twinx()
+        intrinsic_axes.plot(cycles, series(history, "intrinsic_return"), color=SECOND_COLOR, marker=".", linewidth=1)
+        intrinsic_axes.set_ylabel("intrinsic return", color=SECOND_COLOR)
+        return_axes.set_title("Episode return (task) and intrinsic return")
+        handles += intrinsic_axes.get_lines()
+        labels += ["intrinsic return (curiosity bonus)"]
+    elif not np.all(np.isnan(mean_value)):
         # V estimates discounted (and maybe normalised) rewards: its own scale, on the right.
         value_axes = return_axes.twinx()
         value_axes.plot(cycles, mean_value, color=SECOND_COLOR, marker=".", linewidth=1)

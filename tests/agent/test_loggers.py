@@ -183,3 +183,10 @@ def test_loggers_under_mpirun_write_once_from_rank_0(tmp_path):
     assert scalars["diagnostics/explained_variance"] == {
         entry["frames"]: pytest.approx(entry["explained_variance"], rel=1e-6) for entry in history}
     assert np.isfinite([entry["gradient_norm"] for entry in history]).all()
+
+
+def test_tensorboard_tags_put_curiosity_and_the_behaviour_weights_in_their_groups():
+    assert tensorboard_tag("intrinsic_return") == "curiosity/intrinsic_return"
+    assert tensorboard_tag("intrinsic_predictor_loss") == "curiosity/intrinsic_predictor_loss"
+    assert tensorboard_tag("behaviour_weight_max") == "diagnostics/behaviour_weight_max"
+    assert tensorboard_tag("something_new") == "other/something_new"

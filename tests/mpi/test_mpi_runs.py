@@ -148,3 +148,32 @@ def test_a_recurrent_agent_trains_under_mpirun_with_equal_weights_on_both_ranks(
         assert first.files
         for name in first.files:
             np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+
+
+@pytest.mark.parametrize("intrinsic, workers, batch_size", [("rnd", 4, 64), ("counts", 4, 64), ("rnd", 3, 16)])
+def test_curiosity_trains_under_mpirun_with_equal_state_on_both_ranks(tmp_path, intrinsic, workers, batch_size):
+    """Equal weights, equal bonus state (RND target and predictor, V_i, count table, statistics), equal
+    histories; the counts and statistics hold both ranks' steps. With 3 workers rank 0 holds twice
+    rank 1's states, so RND and V_i must agree on how many minibatches to average."""
+    completed, _ = _run([str(HERE / "curiosity_drill.py"), str(tmp_path), intrinsic, str(workers), str(batch_size)], 2,
+                        timeout=180)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(2)]
+    assert ranks[0]["processes"] == 2
+    assert json.dumps(ranks[0]["history"]) == json.dumps(ranks[1]["history"])  # as text: NaN ≠ NaN as floats
+    history, frames = ranks[0]["history"], 32 * workers
+    assert [entry["frames"] for entry in history] == [frames, 2 * frames, 3 * frames]
+    # Episodes of 20 steps end at step 20 (cycle 1), 40 and 60 (cycle 2), 80 (cycle 3), for every worker.
+    assert [entry["episodes"] for entry in history] == [workers, 2 * workers, workers]
+    assert all(entry["intrinsic_return"] > 0 for entry in history)
+    with np.load(tmp_path / "rank0.npz") as first, np.load(tmp_path / "rank1.npz") as second:
+        names = set(first.files)
+        assert names == set(second.files)
+        for name in names:
+            np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+        if intrinsic == "counts":
+            assert int(first["intrinsic/reward/counts"].sum()) == 3 * frames  # every rank's visits, added on every rank
+        else:
+            assert {"intrinsic/reward/predictor/0", "intrinsic/reward/target/0", "intrinsic/value/critic/0"} <= names
+            assert float(first["intrinsic/reward/statistics/observation/count"]) == 3 * frames
+            assert float(first["intrinsic/reward/statistics/return/count"]) == 3 * frames

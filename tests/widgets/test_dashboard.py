@@ -139,3 +139,18 @@ def test_a_kernel_interrupt_ends_a_buttonless_drill_cleanly_as_the_hint_says(mak
     assert agent.drill_outcome == "interrupted"
     assert agent.cycle == 2 and [entry["cycle"] for entry in agent.history] == [1, 2]
     assert "Interrupted" in dashboard.status_text and "after cycle 2" in dashboard.status_text
+
+
+def test_a_curious_drill_shows_its_intrinsic_return_next_to_the_task_return():
+    from dexterity_nb.agent.ppo_agent import PPOAgent
+    from dexterity_nb.models import get_model_builder
+
+    agent = PPOAgent(get_model_builder("simple"), "MountainCar-v0", horizon=128, workers=2, seed=0, verbose=False,
+                     intrinsic="counts")
+    dashboard = LiveDashboard(mode="widgets", redraw_seconds=0)
+    recorder = Recorder(dashboard)
+    history = agent.drill(2, 1, 64, callbacks=[dashboard, recorder], verbose=False)
+    shown = recorder.seen[-1]["numbers"]
+    assert list(shown)[:3] == ["cycle", "mean return", "intrinsic return"]
+    assert shown["intrinsic return"] == format_number(history[-1]["intrinsic_return"], "{:.3f}") != "–"
+    assert shown["intrinsic return"] in recorder.seen[-1]["html"]

@@ -82,3 +82,17 @@ def test_plot_history_of_an_old_history_without_the_diagnostics_says_so(tmp_path
     figure.savefig(tmp_path / "old.png")
     assert _texts(figure).count("not recorded in this history") == 2
     assert not any(axes.get_ylabel() == "mean V(s)" for axes in figure.axes)
+
+
+def test_plot_history_of_a_curious_drill_draws_the_intrinsic_return_next_to_the_task_return():
+    from dexterity_nb.widgets.plots import plot_history
+
+    history = _history()
+    for entry in history:
+        entry["intrinsic_return"] = 0.1 * entry["cycle"]
+    history[2]["intrinsic_return"] = math.nan  # a cycle in which no episode ended
+    figure = plot_history(history)
+    (intrinsic,) = [axes for axes in figure.axes if axes.get_ylabel() == "intrinsic return"]
+    np.testing.assert_allclose(intrinsic.get_lines()[0].get_ydata(), [0.1, 0.2, math.nan, 0.4, 0.5])
+    assert "Episode return (task) and intrinsic return" in _texts(figure)
+    assert not plot_history(_history()).axes[0].get_title().endswith("intrinsic return")
