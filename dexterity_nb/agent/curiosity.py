@@ -172,14 +172,29 @@ class IntrinsicReward:
         return {"return": self.return_statistics}
 
     def get_state(self) -> dict[str, np.ndarray]:
-        """Everything learned, as named arrays (saved with the agent; restored after an interrupt)."""
-        return {f"statistics/{name}/{key}": value for name, statistics in self.running_statistics().items()
-                for key, value in statistics.get_state().items()}
+        """Everything learned, as named arrays (saved with the agent; restored after an interrupt).
+
+        By default: the ``running_statistics()`` and every public NumPy array attribute (a count
+        table ``self.counts``), so a simple bonus needs nothing more. Override it (calling
+        ``super()``) for what is not an array, such as a Keras network's weights.
+        """
+        state = {f"statistics/{name}/{key}": value for name, statistics in self.running_statistics().items()
+                 for key, value in statistics.get_state().items()}
+        state.update({name: value.copy() for name, value in vars(self).items()
+                      if isinstance(value, np.ndarray) and not name.startswith("_")})
+        return state
 
     def set_state(self, state: dict[str, np.ndarray]):
         """Restore what ``get_state`` returned."""
         for name, statistics in self.running_statistics().items():
             statistics.set_state({key: state[f"statistics/{name}/{key}"] for key in ("count", "mean", "var")})
+        for name, value in list(vars(self).items()):
+            if isinstance(value, np.ndarray) and not name.startswith("_"):
+                saved = np.asarray(state[name])
+                if saved.shape != value.shape:
+                    raise ValueError(f"The saved array {name!r} has shape {saved.shape}; "
+                                     f"{type(self).__name__}.{name} has {value.shape}.")
+                setattr(self, name, saved.astype(value.dtype))
 
     def config(self) -> dict:
         """Constructor arguments, so that it can be rebuilt when an agent is loaded."""
@@ -278,16 +293,11 @@ class CountBonus(IntrinsicReward):
         self.counts += visits.astype(np.int64)
         return {"cells_visited": int(np.count_nonzero(self.counts))}
 
-    def get_state(self):
-        return {**super().get_state(), "counts": self.counts.copy()}
-
-    def set_state(self, state):
-        super().set_state(state)
+    def set_state(self, state):  # the counts are saved as a public array attribute (IntrinsicReward.get_state)
         counts = np.asarray(state["counts"])
-        if counts.shape != self.counts.shape:
-            raise ValueError(f"The saved counts have shape {counts.shape}; this grid has {self.counts.shape}.")
-        if counts.dtype.kind not in "iu" and not np.array_equal(counts, np.round(counts)) or np.any(counts < 0):
+        if counts.dtype.kind not in "iuf" or not np.array_equal(counts, np.round(counts)) or np.any(counts < 0):
             raise ValueError("The saved counts must be whole numbers ≥ 0 (visits); these are not.")
+        super().set_state(state)
         self.counts = counts.astype(np.int64)
 
     def config(self):

@@ -565,7 +565,8 @@ class PPOAgent:
 
     def __repr__(self):
         return (f"<PPOAgent {self.env.spec.id if self.env.spec else self.env}: {self.workers} workers × {self.horizon} steps, "
-                f"{self.distribution!r}, gatherer {self.gatherer_class.__name__}, {self.cycle} cycles drilled>")
+                f"{self.distribution!r}, gatherer {self.gatherer_class.__name__}"
+                f"{'' if self.intrinsic is None else f', curiosity {self.intrinsic!r}'}, {self.cycle} cycles drilled>")
 
     # ------------------------------------------------------------------ one cycle
     def _learning_rate_for(self, index, total):
@@ -703,17 +704,18 @@ class PPOAgent:
             intrinsic_advantages, intrinsic_returns = self._intrinsic_advantages(trajectories, intrinsic_rewards)
             advantages = advantages + intrinsic_advantages
         old_log_probabilities, weights = self._behaviour_correction(trajectories)
-        data, samples, batch_size = self._update_data(trajectories, values, advantages, returns, batch_size,
-                                                      old_log_probabilities, weights)
+        # samples and minibatch size in the update's units: steps, or a recurrent agent's chunks
+        data, samples, per_minibatch = self._update_data(trajectories, values, advantages, returns, batch_size,
+                                                         old_log_probabilities, weights)
         permutations = np.stack([self._shuffle_rng.permutation(samples) for _ in range(epochs)]).astype(np.int32)
         self._sync_graph_settings(learning_rate)
         if self.communicator.size == 1:
-            batches = samples // batch_size  # per epoch; the last samples of each permutation sit this epoch out
-            minibatches = permutations[:, :batches * batch_size].reshape(epochs, batches, batch_size)
+            batches = samples // per_minibatch  # per epoch; the last samples of each permutation sit this epoch out
+            minibatches = permutations[:, :batches * per_minibatch].reshape(epochs, batches, per_minibatch)
             with first_xla_compilation_quietly() if self.recurrent else contextlib.nullcontext():
                 metrics, completed, finite = self._optimize(data, minibatches)
         else:
-            metrics, completed, finite = self._optimize_distributed(data, permutations, np.int32(batch_size))
+            metrics, completed, finite = self._optimize_distributed(data, permutations, np.int32(per_minibatch))
         if not bool(finite):
             raise NonFiniteLossError(
                 f"Cycle {self.cycle + 1}: the loss or its gradient became non-finite in minibatch {int(completed) + 1}. "
@@ -722,7 +724,7 @@ class PPOAgent:
             )
         metrics = {**dict(zip(UPDATE_METRICS, (float(value) for value in np.asarray(metrics)))), **diagnostics}
         if self.intrinsic is not None:
-            metrics.update(self._train_intrinsic(trajectories, epochs, batch_size, learning_rate,
+            metrics.update(self._train_intrinsic(trajectories, epochs, batch_size, learning_rate,  # V_i: steps, not chunks
                                                  intrinsic_returns if self.intrinsic_critic is not None else None))
         return metrics, int(completed)
 

@@ -22,6 +22,7 @@ check_stop_when_solved          07           a callback that stops a solved dril
 check_merge_moments             08           merging count/mean/variance of two samples
 check_explained_variance        09           explained variance of the value estimates
 check_reset_mask                10           the reset mask of training chunks
+check_count_bonus               11           a visit-count bonus (an IntrinsicReward)
 ==============================  ===========  ===============================================
 """
 
@@ -40,6 +41,7 @@ _WHERE = {
     "check_stop_when_solved": "callbacks",
     "check_merge_moments": "statistics",
     "check_reset_mask": "memory",
+    "check_count_bonus": "curiosity",
 }
 
 __all__ = sorted(_WHERE)

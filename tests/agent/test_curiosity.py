@@ -672,3 +672,53 @@ def test_a_recurrent_agent_drills_with_curiosity(name, tmp_path):
         assert agent.intrinsic_critic.values(np.zeros((3, 2, 2), dtype=np.float32)).shape == (3, 2)
     _, loaded = saved_and_loaded(agent, tmp_path)
     assert_states_equal(loaded._intrinsic_state(), agent._intrinsic_state())
+
+
+def test_the_agent_says_it_is_curious():
+    assert "curiosity CountBonus(weight=0.5" in repr(curious_agent(CountBonus(weight=0.5)))
+    assert "curiosity" not in repr(curious_agent(None))
+
+
+def test_a_recurrent_agents_v_i_trains_on_minibatches_of_steps_not_chunks(monkeypatch):
+    """A recurrent update counts minibatches in chunks of chunk_length steps; V_i sees single states."""
+    sizes = []
+    train = curiosity.IntrinsicCritic.train
+
+    def recording(self, observations, returns, epochs, batch_size, learning_rate, rng):
+        sizes.append(batch_size)
+        return train(self, observations, returns, epochs, batch_size, learning_rate, rng)
+
+    monkeypatch.setattr(curiosity.IntrinsicCritic, "train", recording)
+    agent = curious_agent("rnd", builder=get_model_builder("simple", "gru", hidden_units=(16,), recurrent_units=8),
+                          chunk_length=16)
+    agent.drill(1, 1, 64, verbose=False)
+    assert sizes == [64]
+
+
+class Tally(IntrinsicReward):
+    """A learner's bonus: a table of its own (a public array attribute), no get_state of its own."""
+
+    def setup(self, observation_space, action_space, workers, communicator=None):
+        super().setup(observation_space, action_space, workers, communicator)
+        self.visits = np.zeros(8)
+        self.calls = 0
+
+    def bonus(self, observations, actions, next_observations):
+        return np.full(np.shape(next_observations)[:2], 1.0 / (1.0 + self.visits.sum()))
+
+    def train(self, observations, actions, next_observations):
+        self.visits[self.calls % 8] += np.shape(next_observations)[0]
+        self.calls += 1
+        if self.calls == 2:
+            raise KeyboardInterrupt
+        return {}
+
+
+def test_a_learners_array_attributes_are_undone_by_an_interrupt_and_saved(registry, tmp_path):
+    agent = curious_agent(Tally())
+    agent.drill(3, epochs=1, batch_size=64, verbose=False)
+    assert agent.drill_outcome == "interrupted" and agent.cycle == 1
+    np.testing.assert_array_equal(agent.intrinsic.visits, [32, 0, 0, 0, 0, 0, 0, 0])  # the second cycle's count undone
+    register_intrinsic_reward(Tally)
+    loaded = PPOAgent.load(agent.save(tmp_path / "tally.npz"))
+    np.testing.assert_array_equal(loaded.intrinsic.visits, agent.intrinsic.visits)
