@@ -302,6 +302,10 @@ def drill_command(arguments) -> int:
     transformers = preset["transformers"] if arguments.transformers is None else [
         name.strip() for name in arguments.transformers.split(",") if name.strip() and name.strip() != "none"
     ]
+    if arguments.intrinsic == "counts" and any(name in ("state", "StateNormalizationTransformer") for name in transformers):
+        raise ValueError(f"--intrinsic counts counts visits on a grid over {arguments.env}'s own observation bounds, but "
+                         "state normalisation (the \"state\" transformer) changes the observations' scale. Add "
+                         "--transformers reward (or none), or use --intrinsic rnd, which normalises for itself.")
     agent_options = _agent_options(arguments, preset)
     drill_options = dict(preset["drill"])
     for name in ("epochs", "batch_size"):

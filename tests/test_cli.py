@@ -97,7 +97,8 @@ def test_the_recurrent_flags_reach_the_agent(tmp_path, monkeypatch):
 def test_the_curiosity_flags_reach_the_agent(tmp_path, monkeypatch):
     from dexterity_nb.agent.curiosity import CountBonus, RandomNetworkDistillation
 
-    kwargs, _ = _built_with(monkeypatch, tmp_path, "--cycles", "1", "--intrinsic", "counts", "--intrinsic-weight", "0.5")
+    kwargs, _ = _built_with(monkeypatch, tmp_path, "--cycles", "1", "--intrinsic", "counts", "--intrinsic-weight", "0.5",
+                            "--transformers", "none")
     assert isinstance(kwargs["intrinsic"], CountBonus) and kwargs["intrinsic"].weight == 0.5
     kwargs, _ = _built_with(monkeypatch, tmp_path, "--cycles", "1", "--intrinsic", "rnd")
     assert isinstance(kwargs["intrinsic"], RandomNetworkDistillation) and kwargs["intrinsic"].weight == 1.0
@@ -107,8 +108,9 @@ def test_the_curiosity_flags_reach_the_agent(tmp_path, monkeypatch):
 
 def test_a_curious_drill_logs_the_intrinsic_return_and_saves_the_counts(tmp_path, capsys):
     out = tmp_path / "curious"
-    assert cli.main(["drill", "MountainCar-v0", "--intrinsic", "counts", "--cycles", "2", "--horizon", "128",
-                     "--workers", "2", "--epochs", "1", "--batch-size", "64", "--seed", "0", "--out", str(out)]) == 0
+    assert cli.main(["drill", "MountainCar-v0", "--intrinsic", "counts", "--transformers", "reward", "--cycles", "2",
+                     "--horizon", "128", "--workers", "2", "--epochs", "1", "--batch-size", "64", "--seed", "0",
+                     "--out", str(out)]) == 0
     capsys.readouterr()
     header, *rows = (out / "progress.csv").read_text().splitlines()
     assert "intrinsic_return" in header.split(",") and "intrinsic_cells_visited" in header.split(",") and len(rows) == 2
@@ -256,6 +258,8 @@ def test_mask_velocity_drills_and_saves_a_velocity_free_agent(tmp_path, capsys):
      "--chunk-length is the training sequence length of recurrent networks; add --model-type gru"),
     (["drill", "MountainCar-v0", "--intrinsic-weight", "2", "--cycles", "1"],
      "--intrinsic-weight is the weight β of a curiosity bonus; add --intrinsic rnd"),
+    (["drill", "MountainCar-v0", "--intrinsic", "counts", "--cycles", "1"],  # the preset normalises states
+     "--intrinsic counts counts visits on a grid over MountainCar-v0's own observation bounds"),
 ])
 def test_a_flag_that_cannot_work_fails_before_tensorflow_loads(arguments, message):
     code = f"import sys; from dexterity_nb import cli; code = cli.main({arguments!r}); print(code, 'tensorflow' in sys.modules)"

@@ -106,14 +106,15 @@ def test_worker_seeds_are_the_spawned_children_wherever_the_worker_runs():
 def test_combine_cycles_concatenates_in_rank_order_and_takes_the_slowest_time():
     per_rank = [
         {"episode_returns": [1.0], "episode_lengths": [10], "frames": 128, "gather_seconds": 0.5, "optimize_seconds": 1.0, "seconds": 1.5,
-         "behaviour_weight_sum": 128.0, "behaviour_weight_max": 1.0},
+         "behaviour_weight_sum": 128.0, "behaviour_weight_max": 1.0, "intrinsic_returns": [0.5]},
         {"episode_returns": [2.0, 3.0], "episode_lengths": [20, 30], "frames": 128, "gather_seconds": 0.7, "optimize_seconds": 0.9, "seconds": 1.6,
-         "behaviour_weight_sum": 100.0, "behaviour_weight_max": 2.5},
+         "behaviour_weight_sum": 100.0, "behaviour_weight_max": 2.5, "intrinsic_returns": [0.25, 0.75]},
     ]
     combined = mpi._combine_cycles(per_rank)
     assert combined == {"episode_returns": [1.0, 2.0, 3.0], "episode_lengths": [10, 20, 30], "frames": 256,
                         "gather_seconds": 0.7, "optimize_seconds": 1.0, "seconds": 1.6,
-                        "behaviour_weight_sum": 228.0, "behaviour_weight_max": 2.5}
+                        "behaviour_weight_sum": 228.0, "behaviour_weight_max": 2.5,
+                        "intrinsic_returns": [0.5, 0.25, 0.75]}
 
 
 def test_single_process_has_the_communicator_interface_and_changes_nothing():
