@@ -319,6 +319,11 @@ class PPOAgent:
         self._stop_requested.set()
 
     @property
+    def trace_count(self) -> int:
+        """How often the compiled update of this agent's architecture was traced in this process (1: once)."""
+        return self._compiled.traces
+
+    @property
     def frames(self) -> int:
         return self.history[-1]["frames"] if self.history else 0
 

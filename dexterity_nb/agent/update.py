@@ -1,7 +1,10 @@
 """The compiled functions of an agent: the policy call of gathering, the value pass and the update.
 
-:func:`build_compiled_functions` traces each once per agent (``agent.trace_count`` counts the
-update's traces; a test checks it stays 1) and attaches them to the agent:
+:func:`build_compiled_functions` traces each once per *architecture* and process: agents built
+from the same model builder config, spaces and distribution share one set of traced functions,
+hosted by a template (``_Template``) whose variables take each agent's state for the length of
+a call. ``agent.trace_count`` counts the update's traces (a test checks it stays 1). Attached to
+the agent:
 
 =============================  ======================================================================
 ``agent._policy_forward``      gathering's one batched policy call per step: ``observations ->
@@ -35,23 +38,201 @@ UPDATE_METRICS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fra
 
 
 def build_compiled_functions(agent):
-    """Trace the agent's compiled functions (see the module docstring) and run each once."""
+    """Give the agent its compiled functions (see the module docstring), traced once per architecture.
+
+    The functions of the first agent of an architecture are traced (and run once on dummy data)
+    on a *template*: networks and an optimizer of that architecture owned by no agent. Every agent
+    of the same architecture in this process then calls those same traced functions: its weights,
+    optimizer state and settings are copied into the template's variables before a call (one
+    compiled copy, ~0.3 ms) and back after a call that changed them. Building a second agent thus
+    costs its networks and optimizer only, and nothing is traced again. An agent whose networks
+    cannot be named (a builder without ``config``), or one under MPI, gets functions of its own.
+    """
     import tensorflow as tf  # here, not at import: the CLI checks its arguments before TensorFlow loads
+
+    agent._policy_forward = _policy_forward(agent) if agent.recurrent else _feed_forward_policy_forward(agent)
+    agent._graph_settings = _settings_variables()
+    agent._graph_setting_values = {}
+    key = _architecture_key(agent)
+    compiled = _COMPILED.get(key) if key is not None else None
+    if compiled is None:
+        host = agent if key is None else _Template(agent)
+        compiled = _compile(host)
+        if key is not None:
+            _COMPILED[key] = compiled
+    agent._compiled = compiled
+    if compiled.host is agent:
+        agent._optimize, agent._local_gradients = compiled.optimize, compiled.local_gradients
+        agent._apply_flat_gradients = compiled.apply_flat_gradients
+        agent._back_up_and_value, agent._restore_weights = compiled.back_up_and_value, compiled.restore
+    else:
+        _attach_through_template(agent, compiled, tf)
+    agent._backup_is_fresh = False  # True once this cycle's copy is taken (see PPOAgent._restore)
+
+
+# Compiled functions per architecture key (see _architecture_key), for the life of the process.
+_COMPILED: dict = {}
+_SETTINGS = ("clip", "c_entropy", "c_value", "gradient_clipping", "value_clip")
+
+
+def _settings_variables() -> dict:
+    """The hyperparameters the compiled update reads, as variables (a changed value is an assignment, not a retrace)."""
+    import tensorflow as tf
+
+    return {name: tf.Variable(0.0, trainable=False, name=name) for name in _SETTINGS}
+
+
+def _state_of(owner) -> list:
+    """The variables a compiled call reads or changes: weights, optimizer state, settings (in a fixed order).
+
+    As TensorFlow variables (a Keras variable's ``.value``): passed to a compiled function, a Keras
+    variable would arrive as a tensor, which cannot be assigned.
+    """
+    import tensorflow as tf
+
+    state = [*owner._variables, *owner.optimizer.variables, *(owner._graph_settings[name] for name in _SETTINGS)]
+    return [variable if isinstance(variable, tf.Variable) else variable.value for variable in state]
+
+
+def _architecture_key(agent):
+    """What makes two agents' compiled functions the same graph, or ``None`` if it cannot be told.
+
+    The builder's config (name, type and options), the spaces, the distribution, the memory and
+    chunk sizes, and the shape of every variable the functions touch (a last check that the
+    networks really are alike). Under MPI every agent keeps its own functions: its minibatch
+    halves run once per Allreduce, too often to copy the state around them.
+    """
+    import json
+
+    from dexterity_nb.models import MODEL_BUILDERS, ModelBuilder
+
+    builder = agent.model_builder
+    builder_config = builder.config() if hasattr(builder, "config") else None
+    if builder_config is None or agent.communicator.size > 1:
+        return None
+    try:
+        distribution = json.dumps(agent.distribution.config(), sort_keys=True, default=repr)
+        options = json.dumps(builder_config, sort_keys=True)
+    except (TypeError, ValueError):
+        return None
+    # The function that builds the networks, itself (not its name): a builder registered again under the
+    # same name (a notebook cell edited and re-run) builds other networks, so it must not find these graphs.
+    function = MODEL_BUILDERS.get((builder.name, builder.model_type)) if isinstance(builder, ModelBuilder) else builder
+    shapes = tuple((tuple(variable.shape), str(variable.dtype)) for variable in [*agent._variables, *agent.optimizer.variables])
+    space = agent.env.observation_space
+    key = (function, options, type(agent.distribution), distribution, repr(agent.distribution.action_space),
+           tuple(space.shape), str(space.dtype), agent.recurrent, agent.chunk_length, agent.memory_size,
+           agent._policy_memory_size, shapes)
+    try:
+        hash(key)
+    except TypeError:  # a builder object that cannot be a dict key
+        return None
+    return key
+
+
+class _Template:
+    """Networks and an optimizer of an agent's architecture, owned by no agent: the host of shared functions.
+
+    Built with the agent's model builder, without drawing from the random streams a seeded agent
+    uses (Python's ``random``, which Keras initialisers take their seeds from, and Keras's global
+    seed generator are restored), so whether a template was built in this process changes nothing.
+    """
+
+    def __init__(self, agent):
+        import random
+
+        from dexterity_nb.common.quiet_import import keras
+
+        try:  # Keras's global seed generator (keras.random without a seed); where it lives is Keras-internal
+            from keras.src.backend.common import global_state
+        except ImportError:
+            global_state = None
+        python_state = random.getstate()
+        generator = None if global_state is None else global_state.get_global_attribute("global_seed_generator")
+        generator_state = None if generator is None else generator.state.numpy()
+        try:
+            self.policy, self.value = agent.model_builder(agent.env.observation_space, agent.distribution)
+        finally:
+            random.setstate(python_state)
+            if generator is not None:
+                generator.state.assign(generator_state)
+            elif global_state is not None:
+                global_state.set_global_attribute("global_seed_generator", None)
+        seen, self._variables = set(), []
+        for variable in self.policy.trainable_variables + self.value.trainable_variables:
+            if id(variable) not in seen:
+                seen.add(id(variable))
+                self._variables.append(variable)
+        self.optimizer = keras.optimizers.Adam(agent.learning_rate, epsilon=1e-5)
+        self.optimizer.build(self._variables)
+        self._graph_settings = _settings_variables()
+        self._graph_setting_values = {}
+        for name in ("env", "distribution", "recurrent", "_policy_memory_size", "memory_size", "chunk_length",
+                     "learning_rate"):
+            setattr(self, name, getattr(agent, name))
+
+    def _sync_graph_settings(self, learning_rate):
+        pass  # the template's settings are copied from the calling agent before every call
+
+
+def _attach_through_template(agent, compiled, tf):
+    """The agent's functions: the template's, with the agent's state copied in before and back after.
+
+    A lock makes each copy-in, call and copy-back one step, so two agents drilled from two threads
+    (a dashboard's background drill and a cell) take turns instead of mixing their states. The copy
+    that undoes an unfinished cycle is the agent's own (``backups``), taken when its values are.
+    """
+    mine, theirs = _state_of(agent), _state_of(compiled.host)
+    if [(tuple(a.shape), a.dtype) for a in mine] != [(tuple(b.shape), b.dtype) for b in theirs]:
+        raise RuntimeError("Internal error: an agent's variables do not match its architecture's template.")
+    learned = len(mine) - len(_SETTINGS)  # weights and optimizer state: what a call changes and a backup keeps
+    backups = [tf.Variable(variable, trainable=False) for variable in mine[:learned]]
+    copy, lock = compiled.copy, compiled.lock
+
+    def optimize(data, minibatches):
+        with lock:
+            copy(mine, theirs)
+            result = compiled.optimize(data, minibatches)
+            copy(theirs[:learned], mine[:learned])
+        return result
+
+    def back_up_and_value(*arguments):
+        with lock:
+            copy(mine[:learned], backups)
+            copy(mine, theirs)
+            return compiled.back_up_and_value(*arguments)  # (the template's own backup goes unused)
+
+    def restore():
+        copy(backups, mine[:learned])
+
+    agent._optimize, agent._back_up_and_value, agent._restore_weights = optimize, back_up_and_value, restore
+    agent._local_gradients = agent._apply_flat_gradients = None  # MPI agents never share (see _architecture_key)
+
+
+class _Compiled:
+    """One architecture's traced functions and the object (an agent or a template) whose variables they use."""
+
+    def __init__(self, host):
+        import threading
+
+        self.host = host
+        self.traces = 0  # how often the compiled update was traced (a test checks it stays 1)
+        self.lock = threading.Lock()
+
+
+def _compile(host):
+    """Trace the compiled functions over ``host``'s networks, optimizer and settings; run them once."""
+    import tensorflow as tf
 
     from dexterity_nb.agent import objectives
 
+    compiled = _Compiled(host)
+    agent = host
     observation_shape = agent.env.observation_space.shape
     policy, value, distribution = agent.policy, agent.value, agent.distribution
     variables, optimizer = agent._variables, agent.optimizer
     recurrent, policy_memory = agent.recurrent, agent._policy_memory_size
-    agent._policy_forward = _policy_forward(agent) if recurrent else _feed_forward_policy_forward(agent)
-
-    agent.trace_count = 0  # how often the compiled update was traced (a test checks it stays 1)
-    agent._graph_settings = settings = {
-        name: tf.Variable(0.0, trainable=False, name=name)
-        for name in ("clip", "c_entropy", "c_value", "gradient_clipping", "value_clip")
-    }
-    agent._graph_setting_values = {}
+    settings = agent._graph_settings
     action_dtype = tf.int64 if isinstance(distribution.action_space, gymnasium.spaces.Discrete) else tf.float32
     action_shape = distribution.action_space.shape
 
@@ -162,7 +343,7 @@ def build_compiled_functions(agent):
         many were applied, all finite?); the metrics are the 5 of ``minibatch_gradients`` then the
         gradient's norm before clipping.
         """
-        agent.trace_count += 1  # runs only while tracing
+        compiled.traces += 1  # runs only while tracing
         batches_per_epoch = tf.shape(minibatches)[1]
         total = tf.shape(minibatches)[0] * batches_per_epoch
 
@@ -236,12 +417,17 @@ def build_compiled_functions(agent):
         for backup, variable in zip(backups, saved_state):
             variable.assign(backup)
 
-    agent._optimize = optimize
-    agent._local_gradients = local_gradients
-    agent._apply_flat_gradients = apply_flat_gradients
-    agent._back_up_and_value, agent._restore_weights = back_up_and_value, restore
-    agent._backup_is_fresh = False  # True once this cycle's copy is taken (see PPOAgent._restore)
+    @tf.function(autograph=False)
+    def copy(sources, targets):
+        """Assign each source variable to its target, in one call (variables as arguments: traced once)."""
+        for source, target in zip(sources, targets):
+            target.assign(source)
+
+    compiled.optimize, compiled.local_gradients, compiled.apply_flat_gradients = optimize, local_gradients, apply_flat_gradients
+    compiled.back_up_and_value, compiled.restore, compiled.copy = back_up_and_value, restore, copy
+    agent._optimize, agent._back_up_and_value, agent._restore_weights = optimize, back_up_and_value, restore
     compile_now(agent)
+    return compiled
 
 
 def compile_now(agent):
@@ -249,7 +435,9 @@ def compile_now(agent):
 
     A network or distribution that cannot be trained fails here, before any work; and the
     one-time costs (tracing, TensorFlow's first-run graph optimisation, ~0.5 s) are paid while
-    building the agent, so the first cycle's time in the log is like every other cycle's.
+    building the first agent of an architecture, so the first cycle's time in the log is like
+    every other cycle's. ``agent`` is the host of the functions: a template, or an agent whose
+    functions are its own.
     """
     space = agent.distribution.action_space
     discrete = isinstance(space, gymnasium.spaces.Discrete)

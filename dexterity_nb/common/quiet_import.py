@@ -96,11 +96,16 @@ def drop_start_up_lines(captured: bytes) -> bytes:
 
 
 class OwnRetracingFilter(logging.Filter):
-    """Drops TensorFlow's "triggered tf.function retracing" warning about the package's per-agent functions."""
+    """Drops TensorFlow's "triggered tf.function retracing" warning about the package's per-agent functions.
+
+    Agents of one architecture share their update (``agent/update.py``), but an agent built from an
+    unnamed builder, its gathering step and a curiosity bonus's networks trace functions of their own.
+    """
 
     # How TensorFlow names them: "<function NumpyForward.refresh.<locals>.<lambda> at 0x...>".
-    OWN = ("<function NumpyForward.refresh.", "<function NumpyRecurrentStep.refresh.",
-           "<function build_compiled_functions.", "<function _policy_forward.", "<function _feed_forward_policy_forward.")
+    OWN = ("<function NumpyForward.refresh.", "<function NumpyRecurrentStep.refresh.", "<function _compile.",
+           "<function _policy_forward.", "<function _feed_forward_policy_forward.",
+           "<function RandomNetworkDistillation.setup.", "<function IntrinsicCritic.__init__.", "<function _compiled_step.")
 
     def filter(self, record) -> bool:
         message = record.getMessage()

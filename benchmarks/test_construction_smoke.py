@@ -1,0 +1,31 @@
+"""Smoke test of the construction benchmark: ``pytest benchmarks/test_construction_smoke.py``.
+
+Runs ``python -m benchmarks.construction --quick`` (a fresh process builds 7 agents) and checks the
+table and ``results.json``. It asserts no timings; the count of traces is a correctness figure.
+"""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("dexterity_nb") is None,
+                                reason="dexterity_nb is not installed (pip install -e .)")
+
+
+def test_quick_run_prints_every_row_and_traces_once(tmp_path):
+    completed = subprocess.run([sys.executable, "-m", "benchmarks.construction", "--quick", "--out", str(tmp_path)],
+                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    for row in ("first build in a process", "later build (median of 3)", "resident memory per discarded agent (3)",
+                "traces of the compiled update"):
+        assert row in completed.stdout
+    report = json.loads((tmp_path / "results.json").read_text())
+    assert report["quick"] is True and len(report["later_builds"]) == 3
+    assert report["first_build_seconds"] > 0 and all(seconds > 0 for seconds in report["later_builds"])
+    assert report["traces"] == 1  # seven agents of one architecture, one trace of the update
