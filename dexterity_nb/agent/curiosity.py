@@ -298,8 +298,7 @@ class CountBonus(IntrinsicReward):
         counts = np.asarray(state["counts"])
         if counts.dtype.kind not in "iuf" or not np.array_equal(counts, np.round(counts)) or np.any(counts < 0):
             raise ValueError("The saved counts must be whole numbers ≥ 0 (visits); these are not.")
-        super().set_state(state)
-        self.counts = counts.astype(np.int64)
+        super().set_state(state)  # assigns the counts, cast to the table's int64
 
     def config(self):
         return {**super().config(), "bins": self.bins, "low": self.low, "high": self.high}

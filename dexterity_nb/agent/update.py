@@ -158,11 +158,9 @@ class _Template:
                 generator.state.assign(generator_state)
             elif global_state is not None:
                 global_state.set_global_attribute("global_seed_generator", None)
-        seen, self._variables = set(), []
-        for variable in self.policy.trainable_variables + self.value.trainable_variables:
-            if id(variable) not in seen:
-                seen.add(id(variable))
-                self._variables.append(variable)
+        from dexterity_nb.agent.ppo_agent import _unique_variables  # the agent's own list, built the same way
+
+        self._variables = _unique_variables(self.policy.trainable_variables + self.value.trainable_variables)
         self.optimizer = keras.optimizers.Adam(agent.learning_rate, epsilon=1e-5)
         self.optimizer.build(self._variables)
         self._graph_settings = _settings_variables()
