@@ -1,6 +1,6 @@
 """Benchmark dexterity_nb against Stable-Baselines3: ``python -m benchmarks.run [--quick] [--out DIR]``.
 
-Measures the targets of issue 5 and prints one table (metric, ours, SB3, ratio ours/SB3,
+Measures the targets of issues 5 and 14 and prints one table (metric, ours, SB3, ratio ours/SB3,
 raw limit, target, met?), a scaling table, and writes ``results.json`` (every raw figure)
 and ``return_vs_time.png`` into ``--out``.
 
@@ -30,7 +30,11 @@ if __package__ in (None, ""):  # run as `python benchmarks/run.py`
     __package__ = "benchmarks"
 
 from benchmarks.common import SOLVE_THRESHOLD, SOLVE_WINDOW, TUTORIAL, ZOO, median  # noqa: E402
+from benchmarks.construction import TARGETS as BUILD_TARGETS, count_retracing_warnings, retracing_functions  # noqa: E402
 from benchmarks.limits import thread_environment  # noqa: E402
+from benchmarks.panel import BEFORE_COMMAND, BEFORE_MEASURED, BEFORE_SECONDS  # noqa: E402
+from benchmarks.panel import TARGET_RATIO as PANEL_TARGET  # noqa: E402
+from benchmarks.start_to_solved import TARGET_RATIO as START_TARGET  # noqa: E402
 from benchmarks.worker import RESULT_MARKER  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -71,8 +75,9 @@ def run_task(side: str, task: str, kwargs: dict, threads: int, log_dir: Path, la
 def run_module(arguments: list, name: str, threads: int, log_dir: Path, label: str, timeout: float) -> dict:
     """``python -m *arguments`` in a fresh subprocess with the thread limits; its output goes to ``log_dir/label.log``.
 
-    Returns the dict the module printed after ``RESULT_MARKER`` plus ``process_seconds``, or
-    ``{"error": ...}`` naming ``name`` and the log to read.
+    Returns the dict the module printed after ``RESULT_MARKER`` plus ``process_seconds`` and
+    ``retracing_warnings`` (TensorFlow's "triggered tf.function retracing" warnings on its stderr) with
+    ``retracing_functions`` (the functions they name), or ``{"error": ...}`` naming ``name`` and the log to read.
     """
     environment = dict(os.environ)
     environment.update(thread_environment(threads))
@@ -97,6 +102,8 @@ def run_module(arguments: list, name: str, threads: int, log_dir: Path, label: s
         if line.startswith(RESULT_MARKER):
             result = json.loads(line[len(RESULT_MARKER):])
             result["process_seconds"] = wall
+            result["retracing_warnings"] = count_retracing_warnings(errors)
+            result["retracing_functions"] = retracing_functions(errors)
             return result
     tail = "\n".join(errors.strip().splitlines()[-5:])
     return {"error": f"{name} failed (exit {code}); see {log_dir / (label + '.log')}\n{tail}"}
@@ -108,20 +115,25 @@ def plan(quick: bool, seeds: int) -> dict:
         return dict(seeds=list(range(seeds or 1)), solve_budget=512,
                     cycle=dict(workers=2, horizon=64, epochs=1, batch_size=64),
                     our_cycles=3, sb3_iterations=2, raw_steps=500, scaling=SCALING_QUICK, cycle_rounds=1,
-                    scaling_cycles=2, timeout=600)
+                    scaling_cycles=2, timeout=600, builds=3, discarded=3,
+                    panel=dict(seeds=1, cycles=2, repeats=1), start_seeds=list(range(seeds or 1)))
     return dict(seeds=list(range(seeds or 5)), solve_budget=ZOO["n_timesteps"], cycle=dict(TUTORIAL),
                 our_cycles=10, sb3_iterations=6, raw_steps=20_000, scaling=SCALING_FULL, cycle_rounds=2,
-                scaling_cycles=4, timeout=1800)
+                scaling_cycles=4, timeout=1800, builds=10, discarded=30,
+                panel=dict(seeds=2, cycles=30, repeats=3), start_seeds=list(range(seeds or 5)))
 
 
-def measure(settings: dict, threads: int, out: Path, run_sb3: bool, run_ours: bool) -> dict:
+def measure(settings: dict, threads: int, out: Path, run_sb3: bool, run_ours: bool, panel_before=None) -> dict:
     log_dir = out / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     results = {"solve": {"sb3": [], "ours": [], "preset": []}}
 
-    def task(side, name, kwargs, label):
+    def task(side, name, kwargs, label, module=None):
         print(f"  {label} ...", end="", flush=True)
-        result = run_task(side, name, kwargs, threads, log_dir, label, settings["timeout"])
+        if module is None:
+            result = run_task(side, name, kwargs, threads, log_dir, label, settings["timeout"])
+        else:  # a module of its own with a --child mode (construction, panel)
+            result = run_module(module, name, threads, log_dir, label, settings["timeout"])
         if "error" in result:
             print(" FAILED")
             print("    " + result["error"].replace("\n", "\n    "))
@@ -162,7 +174,41 @@ def measure(settings: dict, threads: int, out: Path, run_sb3: bool, run_ours: bo
         print("5. scaling")
         results["scaling"] = task("ours", "scaling", dict(configs=settings["scaling"],
                                   cycles=settings["scaling_cycles"]), "scaling-ours")
+        print("6. building agents (a fresh process: first build, later builds, memory per discarded agent)")
+        results["construction"] = task("ours", "benchmarks.construction", None, "construction", module=[
+            "benchmarks.construction", "--child", "--builds", str(settings["builds"]),
+            "--discarded", str(settings["discarded"])])
+        print("7. comparison panel (a fresh process per repeat"
+              + (f"; alternating with the code in {panel_before})" if panel_before else ")"))
+        results["panel"] = measure_panel(settings["panel"], panel_before, task)
+    print("8. process start to solved: our CLI against SB3 (seeds alternate)")
+    from benchmarks import start_to_solved
+
+    results["start_to_solved"] = start_to_solved.measure(
+        settings["start_seeds"], settings["quick"], threads, log_dir, run_sb3=run_sb3, run_ours=run_ours,
+        timeout=settings["timeout"])
     return results
+
+
+def measure_panel(panel: dict, panel_before, task) -> dict:
+    """Repeats of ``benchmarks.panel --child``; with ``panel_before``, each repeat measures that code first."""
+    arguments = ["benchmarks.panel", "--child", "--seeds", str(panel["seeds"]), "--cycles", str(panel["cycles"])]
+    runs = {"current": [], "before": []}
+    for repeat in range(panel["repeats"]):
+        if panel_before:
+            runs["before"].append(task("ours", "benchmarks.panel (before)", None, f"panel-before-repeat{repeat}",
+                                       module=arguments + ["--package-root", str(panel_before)]))
+        runs["current"].append(task("ours", "benchmarks.panel", None, f"panel-repeat{repeat}", module=arguments))
+    summary = dict(panel, runs=runs)
+    for side, side_runs in runs.items():
+        good = [run for run in side_runs if "error" not in run]
+        if good:
+            summary[side] = {"median_seconds": median([run["seconds"] for run in good]),
+                             "median_cpu_seconds": median([run["cpu_seconds"] for run in good]),
+                             "package": good[0]["package"], "repeats": len(good)}
+        elif side_runs:
+            summary[side] = side_runs[0]  # the error, for the table's note
+    return summary
 
 
 def pool_cycle_runs(runs: list) -> dict:
@@ -210,9 +256,11 @@ def _solve_summary(runs: list) -> dict | None:
     seconds = [r["seconds_to_solve"] if r["solved"] else math.inf for r in runs]
     steps = [r["steps_to_solve"] if r["solved"] else math.inf for r in runs]
     cpu = [r.get("cpu_seconds_to_solve") or math.inf if r["solved"] else math.inf for r in runs]
+    first = [r["first_call_seconds"] for r in runs if r.get("first_call_seconds") is not None]
     return {"median_seconds": median(seconds), "median_steps": median(steps), "median_cpu_seconds": median(cpu),
             "solved": sum(r["solved"] for r in runs), "runs": len(runs),
-            "seconds": seconds, "steps": steps, "cpu_seconds": cpu}
+            "seconds": seconds, "steps": steps, "cpu_seconds": cpu,
+            "median_first_call_seconds": median(first) if first else None}
 
 
 def _get(result, key):
@@ -243,11 +291,18 @@ def summarise(results: dict, quick: bool) -> list:
         ratio = _ratio(summary["median_cpu_seconds"], sb3["median_cpu_seconds"])
         return "" if ratio is None else f"; CPU-time ratio {ratio:.3f}"
 
+    def first_call_note(summary):
+        # The update is traced on a background thread from the agent's construction on (outside the clock);
+        # the first drill call waits for what is left of it (inside the clock).
+        first = summary and summary.get("median_first_call_seconds")
+        return "" if first is None else f"; ours' first drill call (waits for the tracing begun at construction): {first:.2f} s"
+
     time_ratio = _ratio(ours and ours["median_seconds"], sb3 and sb3["median_seconds"])
+    issue5 = "" if time_ratio is None else f"; issue 5's target ratio <= 0.5: {'met' if time_ratio <= 0.5 else 'NOT met'}"
     rows.append(dict(metric="1. solve CartPole, Zoo settings: median s", ours=ours and ours["median_seconds"],
-                     sb3=sb3 and sb3["median_seconds"], ratio=time_ratio, limit=None, target="ratio <= 0.5",
-                     met=None if time_ratio is None else time_ratio <= 0.5,
-                     note=f"ours {solve_note(ours)}, SB3 {solve_note(sb3)}{cpu_note(ours)}"))
+                     sb3=sb3 and sb3["median_seconds"], ratio=time_ratio, limit=None, target="ratio <= 0.3",
+                     met=None if time_ratio is None else time_ratio <= 0.3,
+                     note=f"ours {solve_note(ours)}, SB3 {solve_note(sb3)}{cpu_note(ours)}{issue5}{first_call_note(ours)}"))
     rows.append(dict(metric="   ... env steps to solve (median)", ours=ours and ours["median_steps"],
                      sb3=sb3 and sb3["median_steps"],
                      ratio=_ratio(ours and ours["median_steps"], sb3 and sb3["median_steps"]),
@@ -272,9 +327,14 @@ def summarise(results: dict, quick: bool) -> list:
     sb3_rate = _get(cycle_sb3, "median_gather_seconds")
     sb3_rate = cycle_sb3["frames_per_cycle"] / sb3_rate if sb3_rate else None
     rows.append(dict(metric="2. gathering env steps/s (tutorial setup)", ours=rate, sb3=sb3_rate,
-                     ratio=_ratio(rate, sb3_rate), limit=raw, target=">= 25% of raw",
+                     ratio=_ratio(rate, sb3_rate), limit=raw, target=">= 25% of raw (issue 5)",
                      met=None if fraction is None else fraction >= 0.25,
                      note=None if fraction is None else f"ours = {100 * fraction:.1f}% of raw"))
+    rows.append(dict(metric="2b. gathering as a share of raw env stepping", ours=fraction,
+                     sb3=None if sb3_rate is None or not raw else sb3_rate / raw, ratio=None, limit=1.0,
+                     target=">= 0.5 (issue 14)", met=None if fraction is None else fraction >= 0.5,
+                     note=None if fraction is None else "raw: 12 plain CartPole-v1 envs, random actions, in the "
+                     "process that gathered (SB3's share uses the raw rate of ours, measured in the same run)"))
     ours_cycle, sb3_cycle = _get(cycle_ours, "median_cycle_seconds"), _get(cycle_sb3, "median_cycle_seconds")
     ratio = _ratio(ours_cycle, sb3_cycle)
     rows.append(dict(metric="3. tutorial cycle, default gatherer: median s", ours=ours_cycle, sb3=sb3_cycle,
@@ -289,9 +349,73 @@ def summarise(results: dict, quick: bool) -> list:
     rows.append(dict(metric="4. peak RSS drilling the tutorial setup: GiB",
                      ours=rss and rss / GIB, sb3=sb3_rss and sb3_rss / GIB, ratio=_ratio(rss, sb3_rss),
                      limit=1.0, target="<= 1.0 GiB", met=None if rss is None else rss <= GIB))
+    rows += _issue14_rows(results)
     if quick:
         for row in rows:
             row["met"] = "quick" if row["met"] is not None else None
+    return rows
+
+
+def _at_most(value, limit):
+    return None if value is None else value <= limit
+
+
+def _issue14_rows(results: dict) -> list:
+    """Rows 6-8: building agents, the comparison panel, process start to solved."""
+    rows = []
+    built = results.get("construction")
+    first, later = _get(built, "first_build_seconds"), _get(built, "later_build_seconds")
+    per_agent, traces = _get(built, "mib_per_discarded_agent"), _get(built, "traces")
+    warnings = _get(built, "retracing_warnings")
+    failed = built.get("error") if built else None
+    rows.append(dict(metric="6a. build the first PPOAgent in a process: s", ours=first, sb3=None, ratio=None,
+                     limit=None, target=f"<= {BUILD_TARGETS['first_build_seconds']:g} s",
+                     met=_at_most(first, BUILD_TARGETS["first_build_seconds"]), note=failed))
+    builds = len(_get(built, "later_builds") or []) or "n/a"
+    rows.append(dict(metric=f"6b. build a later PPOAgent (median of {builds}): s", ours=later, sb3=None, ratio=None,
+                     limit=None, target=f"<= {BUILD_TARGETS['later_build_seconds']:g} s",
+                     met=_at_most(later, BUILD_TARGETS["later_build_seconds"])))
+    before_after = _get(built, "resident_mib_before_after")
+    rows.append(dict(metric="6c. RSS growth per built-and-discarded agent: MiB", ours=per_agent, sb3=None,
+                     ratio=None, limit=None, target=f"<= {BUILD_TARGETS['mib_per_discarded_agent']:g} MiB",
+                     met=_at_most(per_agent, BUILD_TARGETS["mib_per_discarded_agent"]),
+                     note=None if not before_after else
+                     f"resident {before_after[0]:.0f} -> {before_after[1]:.0f} MiB over the discarded agents"))
+    removed = _get(built, "retracing_filters_removed")
+    rows.append(dict(metric="6d. 'tf.function retracing' warnings, all builds", ours=warnings, sb3=None, ratio=None,
+                     limit=None, target="0 (and 1 trace)",
+                     met=None if warnings is None or traces is None else warnings == 0 and traces == 1,
+                     note=None if traces is None else f"the compiled update was traced {traces} time(s); "
+                     f"{removed} package filter(s) of its own retracing warnings removed first"
+                     + "".join(f"; warned about {name}" for name in _get(built, "retracing_functions") or [])))
+
+    panel = results.get("panel") or {}
+    current, before = panel.get("current"), panel.get("before")
+    seconds = _get(current, "median_seconds")
+    if _get(before, "median_seconds") is not None:
+        before_seconds, where = before["median_seconds"], f"measured in this run ({before['package']})"
+    else:
+        before_seconds, where = BEFORE_SECONDS, f"recorded {BEFORE_MEASURED}, not this run; `{BEFORE_COMMAND}`"
+    limit = PANEL_TARGET * before_seconds
+    note = (current or {}).get("error") or (
+        None if seconds is None else f"{panel['repeats']} repeat(s); CPU {current['median_cpu_seconds']:.2f} s; "
+        f"{seconds / before_seconds:.2f} x before (0749cae: {before_seconds:.2f} s, {where})")
+    rows.append(dict(metric=f"7. comparison panel, 3 variants x {panel.get('seeds', 'n/a')} seeds x "
+                     f"{panel.get('cycles', 'n/a')} cycles: s", ours=seconds, sb3=None, ratio=None, limit=limit,
+                     target=f"<= {PANEL_TARGET:g} x before", met=_at_most(seconds, limit), note=note))
+
+    start = results.get("start_to_solved") or {}
+    ours, sb3 = start.get("ours"), start.get("sb3")
+    ours_seconds, sb3_seconds = ours and ours["median_seconds"], sb3 and sb3["median_seconds"]
+    ratio = _ratio(ours_seconds, sb3_seconds)
+    parts = [f"{name} {summary['solved']}/{summary['runs']} printed the solve line"
+             for name, summary in (("ours", ours), ("SB3", sb3)) if summary]
+    cpu_ratio = _ratio(ours and ours["median_cpu_seconds"], sb3 and sb3["median_cpu_seconds"])
+    if cpu_ratio is not None:
+        parts.append(f"CPU-time ratio {cpu_ratio:.3f}")
+    rows.append(dict(metric="8. CLI drill CartPole, process start to Solved: median s", ours=ours_seconds,
+                     sb3=sb3_seconds, ratio=ratio, limit=None, target=f"ratio <= {START_TARGET:g}",
+                     met=_at_most(ratio, START_TARGET), note="; ".join(parts) or None))
     return rows
 
 
@@ -438,6 +562,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="intra-op and inter-op threads for TensorFlow and torch alike (default 1)")
     parser.add_argument("--no-sb3", action="store_true", help="measure our side only")
+    parser.add_argument("--panel-before", type=Path, default=None, metavar="DIR",
+                        help="also time the comparison panel on the dexterity_nb in DIR (e.g. commit 0749cae, "
+                             "extracted), alternating with the current code, for the row's ratio")
     args = parser.parse_args(argv)
 
     out = args.out.resolve()
@@ -450,12 +577,13 @@ def main(argv=None) -> int:
     if not run_ours:
         print(CORE_HINT)
     settings = plan(args.quick, args.seeds)
+    settings["quick"] = args.quick
     print(f"benchmark ({'quick' if args.quick else 'full'}), {args.threads} thread(s) per framework, "
           f"output in {out}")
     load_before = _load()
     warn_if_busy(load_before, "wall-clock figures will be slow and noisy; the CPU-time ratios in the notes hold better.")
     started = time.perf_counter()
-    results = measure(settings, args.threads, out, run_sb3, run_ours)
+    results = measure(settings, args.threads, out, run_sb3, run_ours, args.panel_before)
     load_after = _load()
     rows = summarise(results, args.quick)
 

@@ -31,13 +31,19 @@ def _imports():
     return PPO, BaseCallback, make_vec_env, VecNormalize
 
 
+SOLVED_LINE = "solved"
+"""What `solve(..., announce=True)` prints (alone on a line, flushed) the moment the criterion holds."""
+
+
 def solve(seed: int, budget_steps: int = ZOO["n_timesteps"], threshold: float = SOLVE_THRESHOLD,
-          window: int = SOLVE_WINDOW) -> dict:
+          window: int = SOLVE_WINDOW, announce: bool = False) -> dict:
     """Train with the RL Zoo settings until the rolling mean of training returns reaches `threshold`.
 
     The clock covers only `model.learn()`; the callback reads each finished training
     episode from the Monitor wrapper's ``info["episode"]`` and stops learning at solve.
     The linear schedules decay over `budget_steps` (the Zoo's 1e5 in a full run).
+    With `announce`, :data:`SOLVED_LINE` is printed at that moment, so that a parent process can
+    time this process from its start (imports included) to the solve (``benchmarks.start_to_solved``).
     """
     PPO, BaseCallback, make_vec_env, _ = _imports()
     tracker = SolveTracker(threshold, window)
@@ -49,8 +55,10 @@ def solve(seed: int, budget_steps: int = ZOO["n_timesteps"], threshold: float = 
             for info in self.locals["infos"]:
                 episode = info.get("episode")
                 if episode is not None:
-                    tracker.add(episode["r"], time.perf_counter() - self.start, self.num_timesteps,
-                                time.process_time() - self.cpu_start)
+                    if tracker.add(episode["r"], time.perf_counter() - self.start, self.num_timesteps,
+                                   time.process_time() - self.cpu_start) and announce:
+                        print(SOLVED_LINE, flush=True)
+                        break
             return not tracker.solved
 
     env = make_vec_env("CartPole-v1", n_envs=ZOO["n_envs"], seed=seed)

@@ -41,15 +41,21 @@ def test_command_succeeds_and_prints_the_table(quick_run):
     assert header_lines[0].split("  ")[0] == "metric"
     for title in HEADER:
         assert title in header_lines[0]
-    for metric in ("1. solve CartPole", "2. gathering", "3. tutorial cycle", "3b.", "4. peak RSS"):
+    for metric in ("1. solve CartPole", "2. gathering", "2b. gathering as a share", "3. tutorial cycle", "3b.",
+                   "4. peak RSS", "6a. build the first PPOAgent", "6b. build a later PPOAgent",
+                   "6c. RSS growth per built-and-discarded agent", "6d. 'tf.function retracing' warnings",
+                   "7. comparison panel", "8. CLI drill CartPole, process start to Solved"):
         assert metric in completed.stdout
+    for target in ("ratio <= 0.3", ">= 0.5 (issue 14)", "<= 0.6 s", "<= 0.25 s", "<= 2 MiB", "<= 0.5 x before",
+                   "ratio <= 0.6"):
+        assert target in completed.stdout
 
 
 def test_json_holds_every_row_and_raw_figure(quick_run):
     completed, out = quick_run
     report = json.loads((out / "results.json").read_text())
     assert report["quick"] is True
-    assert len(report["table"]) == 8
+    assert len(report["table"]) == 15
     for row in report["table"]:
         assert ROW_KEYS <= set(row), row
         assert row["met"] in (None, "quick"), "a quick run must not claim a target"
@@ -75,6 +81,19 @@ def test_our_side_produced_numbers(quick_run):
     assert "error" not in scaling, scaling
     assert len(scaling["rows"]) == 3
     assert all(row["median_cycle_seconds"] > 0 for row in scaling["rows"])
+    construction = results["construction"]
+    assert "error" not in construction, construction
+    assert len(construction["later_builds"]) == 3 and construction["first_build_seconds"] > 0
+    # counted on the child's stderr; a warning always names its function
+    assert isinstance(construction["retracing_warnings"], int)
+    assert (construction["retracing_warnings"] > 0) == bool(construction["retracing_functions"])
+    panel = results["panel"]
+    assert "error" not in panel["current"], panel
+    assert panel["current"]["repeats"] == 1 and panel["current"]["median_seconds"] > 0
+    assert Path(panel["current"]["package"]) == REPO_ROOT / "dexterity_nb"  # the code of this checkout
+    assert panel["runs"]["current"][0]["runs"] == 3  # 3 variants x 1 seed
+    ours = results["start_to_solved"]["ours"]
+    assert ours["runs"] == 1 and ours["solved"] == 1, results["start_to_solved"]["runs"]["ours"]
 
 
 @pytest.mark.skipif(not (_available("torch") and _available("stable_baselines3")),
@@ -87,6 +106,8 @@ def test_sb3_side_produced_numbers(quick_run):
     assert "error" not in run, run
     assert run["learn_steps"] > 0
     assert report["results"]["cycle_sb3"]["median_cycle_seconds"] > 0
+    start = report["results"]["start_to_solved"]["sb3"]
+    assert start["runs"] == 1 and start["solved"] == 1, report["results"]["start_to_solved"]["runs"]["sb3"]
 
 
 def test_plot_is_a_png(quick_run):

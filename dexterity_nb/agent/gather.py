@@ -7,7 +7,10 @@ row of the predicted parameters through :meth:`Gatherer.select_action`, the one 
 how actions are chosen (exploration, curiosity, ...).
 
 When ``select_action`` is not overridden, the choice is made for all workers at once with the
-same formulas and the same per-worker random streams, so results are identical, only faster.
+same formulas and the same per-worker random streams, so results are identical, only faster; the
+cycle's random numbers are drawn at its start, one call per worker
+(:meth:`~dexterity_nb.common.policies.Distribution.draw_noise`), which leaves each stream where
+drawing step by step would.
 
 A recurrent policy also carries each worker's *memory* (its hidden state) from step to step and
 from cycle to cycle; the rollout wipes a worker's memory where its episode ends, and records the
@@ -22,6 +25,8 @@ from dataclasses import dataclass, field
 import gymnasium
 import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+from dexterity_nb.common.transformers import BaseTransformer
 
 __all__ = ["Gatherer", "GathererError", "Rollout", "Trajectories", "overrides_select_action", "check_gatherer_class", "GATHERERS", "register_gatherer"]
 
@@ -133,7 +138,9 @@ class Rollout:
         self.distribution = distribution
         self.transformers = transformers
         self.seed_sequence = seed_sequence
-        self.vector_env = SyncVectorEnv([env_factory] * workers, autoreset_mode=AutoresetMode.SAME_STEP)
+        # copy=False: the vector env hands out its own buffer instead of a deep copy per step (~1 µs);
+        # transform_states always returns a new array, so nothing here keeps that buffer.
+        self.vector_env = SyncVectorEnv([env_factory] * workers, autoreset_mode=AutoresetMode.SAME_STEP, copy=False)
         self.first_worker_id = first_worker_id
         self.memory_size = memory_size  # 0: a feed-forward policy, which remembers nothing
         self.assign(gatherer_class)
@@ -175,9 +182,11 @@ class Rollout:
             gatherer.rng.bit_generator.state = state
 
     def transform_states(self, states, update):
+        """The transformers' view of raw states, always a new array (the vector env reuses its buffer)."""
+        transformed = states
         for transformer in self.transformers:
-            states = transformer.transform_state(states, update=update)
-        return states
+            transformed = transformer.transform_state(transformed, update=update)
+        return np.array(transformed) if np.may_share_memory(transformed, states) else transformed
 
     def reset(self):
         """Start fresh episodes in every worker, seeded from the worker's own stream."""
@@ -189,7 +198,10 @@ class Rollout:
             transformer.restart_episodes()
         self.observations = self.transform_states(raw_observations, update=True)
         self.episode_returns = np.zeros(self.workers)
-        self.episode_lengths = np.zeros(self.workers, dtype=np.int64)
+        # An episode's length is the steps taken since it began: one counter for all workers
+        # instead of a per-step increment of a per-worker array.
+        self.steps_taken = 0
+        self.episode_starts = np.zeros(self.workers, dtype=np.int64)
         self.memory = np.zeros((self.workers, self.memory_size), dtype=np.float32)
         self.needs_reset = False
 
@@ -216,46 +228,56 @@ class Rollout:
         if recurrent:
             memories = np.empty((horizon, workers, self.memory_size), dtype=np.float32)
             next_memories = np.empty_like(memories)
+        # The loop below runs once per step, for all workers at once (512 times a cycle in the tutorial):
+        # what it calls is looked up once here, and transformers that leave rewards alone are skipped.
+        sample, env_actions, step_envs = distribution.sample_with_log_probability, distribution.env_actions, self.vector_env.step
+        reward_transformers = [transformer for transformer in self.transformers
+                               if type(transformer).transform_reward is not BaseTransformer.transform_reward]
+        episode_returns = self.episode_returns
+        # The default selection draws the cycle's random numbers now, one call per worker; a custom
+        # select_action uses self.rng its own way, step by step.
+        noise = None if self.custom_selection else distribution.draw_noise(rngs, horizon)
 
         for t in range(horizon):
-            observations[t] = self.observations
+            current = self.observations
+            observations[t] = current
             if recurrent:
                 memories[t] = self.memory
-                parameters, self.memory = policy_forward(self.observations, self.memory)
+                parameters, self.memory = policy_forward(current, self.memory)
                 next_memories[t] = self.memory
             else:
-                parameters = policy_forward(self.observations)
+                parameters = policy_forward(current)
             if self.custom_selection:
                 step_actions, step_log_probabilities = self._select_one_by_one(parameters)
+            elif noise is not None:
+                step_actions, step_log_probabilities = distribution.sample_with_noise(noise[t], *parameters)
             else:
-                step_actions, step_log_probabilities = distribution.sample_with_log_probability(*parameters, rng=rngs)
+                step_actions, step_log_probabilities = sample(*parameters, rng=rngs)
             actions[t] = step_actions
             log_probabilities[t] = step_log_probabilities
 
-            raw_observations, raw_rewards, step_terminated, step_truncated, info = self.vector_env.step(
-                distribution.env_actions(step_actions)
-            )
+            raw_observations, raw_rewards, step_terminated, step_truncated, info = step_envs(env_actions(step_actions))
+            self.steps_taken += 1
             ends = step_terminated | step_truncated
-            self.episode_returns += raw_rewards
-            self.episode_lengths += 1
+            episode_returns += raw_rewards
             transformed_rewards = raw_rewards
-            for transformer in self.transformers:
+            for transformer in reward_transformers:
                 transformed_rewards = transformer.transform_reward(transformed_rewards, ends, update=True)
             rewards[t] = transformed_rewards
             terminated[t] = step_terminated
             episode_ends[t] = ends
             self.observations = self.transform_states(raw_observations, update=True)
             next_observations[t] = self.observations
-            if ends.any():
-                ended = np.flatnonzero(ends)
+            if np.count_nonzero(ends):  # ~4x faster than ends.any() on a small array
+                ended = ends.nonzero()[0]
                 if recurrent:
                     self.memory[ended] = 0.0  # a new episode remembers nothing of the last one
-                final = np.stack([info["final_obs"][index] for index in ended])
+                final = np.stack(info["final_obs"][ended])
                 next_observations[t, ended] = self.transform_states(final, update=False)
-                finished_returns.extend(self.episode_returns[ended].tolist())
-                finished_lengths.extend(self.episode_lengths[ended].tolist())
-                self.episode_returns[ended] = 0.0
-                self.episode_lengths[ended] = 0
+                finished_returns.extend(episode_returns[ended].tolist())
+                finished_lengths.extend((self.steps_taken - self.episode_starts[ended]).tolist())
+                episode_returns[ended] = 0.0
+                self.episode_starts[ended] = self.steps_taken
 
         return Trajectories(
             observations, next_observations, actions, log_probabilities, rewards, terminated, episode_ends,

@@ -3,8 +3,10 @@
 :func:`build_compiled_functions` traces each once per *architecture* and process: agents built
 from the same model builder config, spaces and distribution share one set of traced functions,
 hosted by a template (``_Template``) whose variables take each agent's state for the length of
-a call. ``agent.trace_count`` counts the update's traces (a test checks it stays 1). Attached to
-the agent:
+a call. The template's tracing (~1 s) runs on a background thread from the first agent's
+construction on, so building takes ~0.3 s and the tracing overlaps with what follows; the first
+call that needs the functions waits for it. ``agent.trace_count`` counts the update's traces (a
+test checks it stays 1). Attached to the agent:
 
 =============================  ======================================================================
 ``agent._policy_forward``      gathering's one batched policy call per step: ``observations ->
@@ -27,6 +29,8 @@ memory gathering recorded at its first step (truncated back-propagation through 
 
 from __future__ import annotations
 
+import contextlib
+
 import gymnasium
 import numpy as np
 
@@ -41,12 +45,14 @@ def build_compiled_functions(agent):
     """Give the agent its compiled functions (see the module docstring), traced once per architecture.
 
     The functions of the first agent of an architecture are traced (and run once on dummy data)
-    on a *template*: networks and an optimizer of that architecture owned by no agent. Every agent
-    of the same architecture in this process then calls those same traced functions: its weights,
-    optimizer state and settings are copied into the template's variables before a call (one
-    compiled copy, ~0.3 ms) and back after a call that changed them. Building a second agent thus
-    costs its networks and optimizer only, and nothing is traced again. An agent whose networks
-    cannot be named (a builder without ``config``), or one under MPI, gets functions of its own.
+    on a *template*: networks and an optimizer of that architecture owned by no agent, on a
+    background thread (an eager check that the loss reaches every weight runs first, here). Every
+    agent of the same architecture in this process then calls those same traced functions: its
+    weights, optimizer state and settings are copied into the template's variables before a call
+    (one compiled copy, ~0.5 ms) and back after a call that changed them. Building a second agent
+    thus costs its networks and optimizer only, and nothing is traced again. An agent whose
+    networks cannot be named (a builder without ``config``), or one under MPI, gets functions of its
+    own, traced here.
     """
     import tensorflow as tf  # here, not at import: the CLI checks its arguments before TensorFlow loads
 
@@ -56,9 +62,10 @@ def build_compiled_functions(agent):
     key = _architecture_key(agent)
     compiled = _COMPILED.get(key) if key is not None else None
     if compiled is None:
-        host = agent if key is None else _Template(agent)
-        compiled = _compile(host)
-        if key is not None:
+        if key is None:
+            compiled = _compile(agent)
+        else:  # traced on a background thread while the agent starts its first cycle (see _Compiled)
+            compiled = _compile(_Template(agent), template=True)
             _COMPILED[key] = compiled
     agent._compiled = compiled
     if compiled.host is agent:
@@ -130,6 +137,29 @@ def _architecture_key(agent):
     return key
 
 
+@contextlib.contextmanager
+def random_streams_kept():
+    """Leave Python's ``random`` (where Keras initialisers take their seeds) and Keras's global seed
+    generator (``keras.random`` without a seed) as they were: for work the agent's seeded streams must not see."""
+    import random
+
+    try:  # where Keras keeps its global seed generator is Keras-internal
+        from keras.src.backend.common import global_state
+    except ImportError:
+        global_state = None
+    python_state = random.getstate()
+    generator = None if global_state is None else global_state.get_global_attribute("global_seed_generator")
+    generator_state = None if generator is None else generator.state.numpy()
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        if generator is not None:
+            generator.state.assign(generator_state)
+        elif global_state is not None:
+            global_state.set_global_attribute("global_seed_generator", None)
+
+
 class _Template:
     """Networks and an optimizer of an agent's architecture, owned by no agent: the host of shared functions.
 
@@ -139,25 +169,10 @@ class _Template:
     """
 
     def __init__(self, agent):
-        import random
-
         from dexterity_nb.common.quiet_import import keras
 
-        try:  # Keras's global seed generator (keras.random without a seed); where it lives is Keras-internal
-            from keras.src.backend.common import global_state
-        except ImportError:
-            global_state = None
-        python_state = random.getstate()
-        generator = None if global_state is None else global_state.get_global_attribute("global_seed_generator")
-        generator_state = None if generator is None else generator.state.numpy()
-        try:
+        with random_streams_kept():
             self.policy, self.value = agent.model_builder(agent.env.observation_space, agent.distribution)
-        finally:
-            random.setstate(python_state)
-            if generator is not None:
-                generator.state.assign(generator_state)
-            elif global_state is not None:
-                global_state.set_global_attribute("global_seed_generator", None)
         from dexterity_nb.agent.ppo_agent import _unique_variables  # the agent's own list, built the same way
 
         self._variables = _unique_variables(self.policy.trainable_variables + self.value.trainable_variables)
@@ -185,41 +200,128 @@ def _attach_through_template(agent, compiled, tf):
         raise RuntimeError("Internal error: an agent's variables do not match its architecture's template.")
     learned = len(mine) - len(_SETTINGS)  # weights and optimizer state: what a call changes and a backup keeps
     backups = [tf.Variable(variable, trainable=False) for variable in mine[:learned]]
-    copy, lock = compiled.copy, compiled.lock
+    lock = compiled.lock
+    copies = {}
+
+    def copy(sources, targets, function=compiled.copy):
+        # The traced copy for this agent's own lists, looked up once: a call of the tf.function works out the
+        # signature of ~40 variable arguments every time (~1 ms, 4 calls a cycle); its concrete function does not.
+        key = (id(sources), id(targets))
+        if key not in copies:
+            copies[key] = function.get_concrete_function(sources, targets)
+        copies[key](sources, targets)
+
+    mine_learned, theirs_learned = mine[:learned], theirs[:learned]  # the same list objects every call
+    # What a cycle changes between its value pass and its update: the settings and the learning rate.
+    rate = _index_of(mine, agent.optimizer.learning_rate)
+    mine_settings, theirs_settings = [mine[rate], *mine[learned:]], [theirs[rate], *theirs[learned:]]
+    me = object()  # compiled.holder is me: the template holds my state, as of my last call through it
 
     def optimize(data, minibatches):
+        compiled.wait()
         with lock:
-            copy(mine, theirs)
+            if compiled.holder is me:  # the value pass just copied my state in: only the settings changed since
+                copy(mine_settings, theirs_settings, compiled.copy_settings)
+            else:
+                copy(mine, theirs)
             result = compiled.optimize(data, minibatches)
-            copy(theirs[:learned], mine[:learned])
+            copy(theirs_learned, mine_learned)
+            compiled.holder = me
         return result
 
     def back_up_and_value(*arguments):
+        compiled.wait()
         with lock:
-            copy(mine[:learned], backups)
-            copy(mine, theirs)
+            copy(mine_learned, backups)
+            copy(mine, theirs)  # always: weights may have been set from outside since the last cycle
+            compiled.holder = me
             return compiled.back_up_and_value(*arguments)  # (the template's own backup goes unused)
 
     def restore():
-        copy(backups, mine[:learned])
+        compiled.wait()
+        with lock:
+            copy(backups, mine_learned)
+            if compiled.holder is me:
+                compiled.holder = None
 
     agent._optimize, agent._back_up_and_value, agent._restore_weights = optimize, back_up_and_value, restore
     agent._local_gradients = agent._apply_flat_gradients = None  # MPI agents never share (see _architecture_key)
 
 
+def _index_of(state, variable) -> int:
+    """Where ``variable`` (a Keras or TensorFlow variable) is in a list from :func:`_state_of`."""
+    import tensorflow as tf
+
+    target = variable if isinstance(variable, tf.Variable) else variable.value
+    for index, candidate in enumerate(state):
+        if candidate is target:
+            return index
+    raise RuntimeError(f"Internal error: {variable!r} is not among the variables a compiled call copies.")
+
+
 class _Compiled:
-    """One architecture's traced functions and the object (an agent or a template) whose variables they use."""
+    """One architecture's traced functions and the object (an agent or a template) whose variables they use.
+
+    A template's functions are traced and first run on a background thread (:meth:`start`): that
+    is ~1 s of a first build, and it overlaps with what comes next (the first cycle's gathering,
+    or the learner reading the next cell). Every call through the template :meth:`wait`\ s for it.
+    """
 
     def __init__(self, host):
         import threading
 
         self.host = host
-        self.traces = 0  # how often the compiled update was traced (a test checks it stays 1)
+        self._traces = 0  # how often the compiled update was traced (a test checks it stays 1)
         self.lock = threading.Lock()
+        self._done = threading.Event()
+        self._done.set()
+        self._error = None
+        self.holder = None  # the agent whose state the template's variables hold (see _attach_through_template)
+
+    @property
+    def traces(self) -> int:
+        self.wait()
+        return self._traces
+
+    def count_trace(self):
+        self._traces += 1
+
+    def start(self, work):
+        """Run ``work()`` on a background thread; :meth:`wait` returns when it has."""
+        import threading
+
+        self._done.clear()
+
+        def run():
+            try:
+                work()
+            except BaseException as error:  # raised again, with its traceback, in the thread that waits
+                self._error = error
+            finally:
+                self._done.set()
+
+        # Not a daemon: the interpreter lets the tracing finish before it exits, instead of
+        # tearing TensorFlow down under a running thread.
+        threading.Thread(target=run, name="dexterity_nb: tracing the update", daemon=False).start()
+
+    def wait(self):
+        """Block until the background tracing has finished; re-raise what it raised."""
+        if not self._done.is_set():
+            self._done.wait()
+        if self._error is not None:
+            raise RuntimeError("Tracing this architecture's compiled update failed (see the error above); agents of "
+                               "this architecture cannot train. Fix the model builder, re-run its cell, and build the "
+                               "agent again.") from self._error
 
 
-def _compile(host):
-    """Trace the compiled functions over ``host``'s networks, optimizer and settings; run them once."""
+def _compile(host, template: bool = False):
+    """Trace the compiled functions over ``host``'s networks, optimizer and settings; run them once.
+
+    ``template``: the host is a :class:`_Template`. It keeps no backup of its own (each agent keeps
+    its own, see :func:`_attach_through_template`); and after an eager check on the calling thread
+    that one minibatch's loss reaches every trainable weight (what tracing would raise, raised
+    here, before any work), tracing and the first run go to a background thread.
+    """
     import tensorflow as tf
 
     from dexterity_nb.agent import objectives
@@ -246,10 +348,12 @@ def _compile(host):
         normalized = objectives.normalize_advantages(advantages, moments=advantage_moments, mask=mask)
         policy_loss = objectives.clipped_surrogate_loss(log_probabilities, old_log_probabilities, normalized,
                                                         settings["clip"], mask, behaviour_weights)
-        value_loss = tf.cond(
+        # Both losses and a select, not tf.cond: a cond and its gradient take ~0.2 s more to trace, and
+        # the unselected loss gets a zero gradient, so the step is the same.
+        value_loss = tf.where(
             settings["value_clip"] > 0,
-            lambda: objectives.value_loss(predicted_values, returns, old_values, settings["value_clip"], mask),
-            lambda: objectives.value_loss(predicted_values, returns, mask=mask),
+            objectives.value_loss(predicted_values, returns, old_values, settings["value_clip"], mask),
+            objectives.value_loss(predicted_values, returns, mask=mask),
         )
         loss = policy_loss + settings["c_value"] * value_loss - settings["c_entropy"] * entropy
         metrics = tf.stack([
@@ -341,7 +445,7 @@ def _compile(host):
         many were applied, all finite?); the metrics are the 5 of ``minibatch_gradients`` then the
         gradient's norm before clipping.
         """
-        compiled.traces += 1  # runs only while tracing
+        compiled.count_trace()  # runs only while tracing
         batches_per_epoch = tf.shape(minibatches)[1]
         total = tf.shape(minibatches)[0] * batches_per_epoch
 
@@ -387,7 +491,7 @@ def _compile(host):
 
     # Undoing an unfinished cycle: weights and optimizer state are copied on the device in one
     # compiled call per cycle (reading ~30 variables one by one into NumPy costs milliseconds).
-    saved_state = list(variables) + list(optimizer.variables)
+    saved_state = [] if template else list(variables) + list(optimizer.variables)
     backups = [tf.Variable(variable, trainable=False) for variable in saved_state]
 
     def back_up():
@@ -415,28 +519,75 @@ def _compile(host):
         for backup, variable in zip(backups, saved_state):
             variable.assign(backup)
 
-    @tf.function(autograph=False)
-    def copy(sources, targets):
-        """Assign each source variable to its target, in one call (variables as arguments: traced once)."""
+    def assign_all(sources, targets):
+        """Assign each source variable to its target, in one call (variables as arguments: traced once per list)."""
         for source, target in zip(sources, targets):
             target.assign(source)
 
     compiled.optimize, compiled.local_gradients, compiled.apply_flat_gradients = optimize, local_gradients, apply_flat_gradients
-    compiled.back_up_and_value, compiled.restore, compiled.copy = back_up_and_value, restore, copy
+    compiled.back_up_and_value, compiled.restore = back_up_and_value, restore
+    # Two functions, not one traced five times (TensorFlow warns about a function traced that often):
+    # an agent's whole state or weights, and its settings alone.
+    compiled.copy = tf.function(assign_all, autograph=False)
+    compiled.copy_settings = tf.function(assign_all, autograph=False)
     agent._optimize, agent._back_up_and_value, agent._restore_weights = optimize, back_up_and_value, restore
-    compile_now(agent)
+    if template:
+        data, minibatches = dummy_batch(agent)
+        with random_streams_kept():  # a training-mode layer (dropout) may draw
+            minibatch_gradients(data, minibatches[0, 0])  # eagerly: gradients_of raises for a weight the loss never reaches
+        compiled.start(lambda: (compile_now(agent), _trace_copies(compiled)))
+    else:
+        compile_now(agent)
     return compiled
+
+
+def _trace_copies(compiled):
+    """Trace ``copy`` for the four kinds of call agents make (see _attach_through_template), and
+    ``copy_settings`` for the fifth, so that an agent's first cycle traces nothing.
+
+    TensorFlow traces ``copy`` again for a new number of variables, a new pattern of trainable
+    flags, or a variable passed twice: so the calls go to and from scratch variables with an
+    agent's flags (its backups are all non-trainable).
+    """
+    import tensorflow as tf
+
+    state = _state_of(compiled.host)
+    learned = len(state) - len(_SETTINGS)
+    like_an_agent = [tf.Variable(variable, trainable=variable.trainable) for variable in state]
+    like_its_backups = [tf.Variable(variable, trainable=False) for variable in state[:learned]]
+    compiled.copy(like_an_agent, state)  # an agent's state in, before a call
+    compiled.copy(state[:learned], like_an_agent[:learned])  # and back out after an update
+    compiled.copy(like_an_agent[:learned], like_its_backups)  # an agent's backup
+    compiled.copy(like_its_backups, like_an_agent[:learned])  # and an unfinished cycle undone
+    rate = _index_of(state, compiled.host.optimizer.learning_rate)
+    settings = [rate, *range(learned, len(state))]
+    compiled.copy_settings([like_an_agent[index] for index in settings], [state[index] for index in settings])
 
 
 def compile_now(agent):
     """Trace and run every compiled function once, on dummy data, and undo the update.
 
-    A network or distribution that cannot be trained fails here, before any work; and the
-    one-time costs (tracing, TensorFlow's first-run graph optimisation, ~0.5 s) are paid while
-    building the first agent of an architecture, so the first cycle's time in the log is like
-    every other cycle's. ``agent`` is the host of the functions: a template, or an agent whose
-    functions are its own.
+    A network or distribution that cannot be trained fails here; and the one-time costs (tracing,
+    TensorFlow's first-run graph optimisation, ~1 s) are paid once per architecture, not in the
+    middle of a drill's update. ``agent`` is the host of the functions: a template (then this runs
+    on a background thread, see :class:`_Compiled`), or an agent whose functions are its own.
     """
+    data, minibatches = dummy_batch(agent)
+    agent._sync_graph_settings(agent.learning_rate)
+    if agent.recurrent:
+        observations, memories = data[0], data[3]
+        agent._back_up_and_value(observations[:, 0], memories)
+        # Traced (which checks every weight gets a gradient) but not run: XLA compiles per shape,
+        # and this dummy shape is never used again.
+        agent._optimize.get_concrete_function(data, minibatches)
+    else:
+        agent._back_up_and_value(data[0])
+        agent._optimize(data, minibatches)
+    agent._restore_weights()
+
+
+def dummy_batch(agent):
+    """``(data, minibatches)`` for ``agent._optimize``: one sample (one chunk if recurrent) of zeros, one minibatch."""
     space = agent.distribution.action_space
     discrete = isinstance(space, gymnasium.spaces.Discrete)
     steps = (1, agent.chunk_length) if agent.recurrent else (1,)  # one chunk, or one step
@@ -445,19 +596,12 @@ def compile_now(agent):
     if discrete:
         actions += space.start
     zeros = np.zeros(steps, dtype=np.float32)
-    agent._sync_graph_settings(agent.learning_rate)
     minibatches = np.zeros((1, 1, 1), dtype=np.int32)
     if agent.recurrent:
         memories = np.zeros((1, agent.memory_size), dtype=np.float32)
-        agent._back_up_and_value(observations[:, 0], memories)
-        data = (observations, zeros, np.ones(steps, dtype=np.float32), memories, actions, zeros, zeros, zeros, zeros, zeros + 1)
-        # Traced (which checks every weight gets a gradient) but not run: XLA compiles per shape,
-        # and this dummy shape is never used again.
-        agent._optimize.get_concrete_function(data, minibatches)
-    else:
-        agent._back_up_and_value(observations)
-        agent._optimize((observations, actions, zeros, zeros, zeros, zeros, zeros + 1), minibatches)
-    agent._restore_weights()
+        return (observations, zeros, np.ones(steps, dtype=np.float32), memories, actions, zeros, zeros, zeros, zeros,
+                zeros + 1), minibatches
+    return (observations, actions, zeros, zeros, zeros, zeros, zeros + 1), minibatches
 
 
 def _feed_forward_policy_forward(agent):

@@ -92,8 +92,8 @@ class _NumpyMath:
 
     @staticmethod
     def log_softmax(logits):
-        shifted = logits - logits.max(axis=-1, keepdims=True)
-        return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        shifted = logits - np.maximum.reduce(logits, axis=-1, keepdims=True)
+        return shifted - np.log(np.add.reduce(np.exp(shifted), axis=-1, keepdims=True))
 
     @staticmethod
     def take(rows, indices):
@@ -179,6 +179,22 @@ class Distribution:
         actions = self.sample(*parameters, rng=rng)
         return actions, self.log_probability(actions, *parameters)
 
+    def draw_noise(self, rngs, steps: int):
+        """The random numbers of the next ``steps`` calls of :meth:`sample_with_log_probability`
+        with ``rng=rngs`` (one generator per row), drawn now: an array ``(steps, rows, ...)`` whose
+        row ``t`` goes to :meth:`sample_with_noise`; or ``None``, the default, for a distribution
+        that draws while it samples.
+
+        Gathering draws a cycle's noise up front where it can: one call per worker instead of one
+        per worker and step. Each generator ends where the step-by-step draws would leave it, so
+        the actions are the same numbers either way.
+        """
+        return None
+
+    def sample_with_noise(self, noise, *parameters):
+        """``(actions, log π(actions))`` from one step's rows of :meth:`draw_noise`."""
+        raise NotImplementedError(f"{type(self).__name__}.draw_noise returned noise, so it needs sample_with_noise too.")
+
     def entropy(self, *parameters):
         """H[π(· | parameters)] for each row: shape ``(B,)``."""
         raise NotImplementedError
@@ -226,12 +242,22 @@ class Categorical(Distribution):
         return self.sample_with_log_probability(logits, rng=rng)[0]
 
     def sample_with_log_probability(self, logits, rng=None):
+        uniforms = np.array([generator.random() for generator in _rows(rng, len(logits))])
+        return self.sample_with_noise(uniforms, logits)
+
+    def draw_noise(self, rngs, steps):
+        if type(self).sample_with_log_probability is not Categorical.sample_with_log_probability:
+            return None  # a subclass samples its own way
+        return np.stack([generator.random(steps) for generator in rngs], axis=1)  # one uniform per row and step
+
+    def sample_with_noise(self, uniforms, logits):
+        """Inverse-CDF sampling: the action is the first index whose cumulative probability exceeds u ~ U[0, 1)."""
         log_probabilities = _numpy_math.log_softmax(np.asarray(logits, dtype=np.float64))
-        uniforms = np.array([generator.random() for generator in _rows(rng, len(log_probabilities))])
-        # Inverse-CDF sampling: the first index whose cumulative probability exceeds u.
-        indices = (np.exp(log_probabilities).cumsum(axis=-1) <= uniforms[:, None]).sum(axis=-1)
-        indices = np.minimum(indices, self.n - 1)
-        return indices + self.start, log_probabilities[np.arange(len(indices)), indices]
+        # Runs at every gathering step: ufunc methods in place of the array methods' Python wrappers.
+        indices = np.add.reduce(np.exp(log_probabilities).cumsum(axis=-1) <= uniforms[:, None], axis=-1)
+        np.minimum(indices, self.n - 1, out=indices)  # a cumulative sum that rounds to just below 1
+        chosen = log_probabilities[np.arange(len(indices)), indices]
+        return (indices + self.start if self.start else indices), chosen
 
     @_accepts_eager_tensors
     def log_probability(self, actions, logits):
@@ -299,9 +325,23 @@ class Gaussian(_BoxDistribution):
         return [mean, log_std]
 
     def sample(self, mean, log_std, rng=None):
-        mean = np.asarray(mean, dtype=np.float64)
         noise = np.stack([generator.standard_normal(self.size) for generator in _rows(rng, len(mean))])
-        return mean + np.exp(np.asarray(log_std, dtype=np.float64)) * noise
+        return self._shifted(noise, mean, log_std)
+
+    @staticmethod
+    def _shifted(noise, mean, log_std):
+        """a = μ + σ ε, with ε ~ N(0, I)."""
+        return np.asarray(mean, dtype=np.float64) + np.exp(np.asarray(log_std, dtype=np.float64)) * noise
+
+    def draw_noise(self, rngs, steps):
+        cls = type(self)
+        if cls.sample is not Gaussian.sample or cls.sample_with_log_probability is not Distribution.sample_with_log_probability:
+            return None  # a subclass samples its own way
+        return np.stack([generator.standard_normal((steps, self.size)) for generator in rngs], axis=1)
+
+    def sample_with_noise(self, noise, mean, log_std):
+        actions = self._shifted(noise, mean, log_std)
+        return actions, self.log_probability(actions, mean, log_std)
 
     @_accepts_eager_tensors
     def log_probability(self, actions, mean, log_std):

@@ -71,11 +71,15 @@ class RunningMeanStd:
 
     def update(self, batch):
         batch = np.asarray(batch, dtype=np.float64).reshape((-1,) + self.shape)
-        if batch.shape[0] == 0:
+        count = batch.shape[0]
+        if count == 0:
             return
-        self.count, self.mean, self.var = merge_moments(
-            self.count, self.mean, self.var, batch.shape[0], batch.mean(axis=0), batch.var(axis=0)
-        )
+        # np.mean and np.var with their Python wrappers left out (~6 µs of a gathering step):
+        # the same reductions in the same order, so the same bits.
+        mean = np.add.reduce(batch, axis=0) / count
+        deviations = batch - mean
+        var = np.add.reduce(deviations * deviations, axis=0) / count
+        self.count, self.mean, self.var = merge_moments(self.count, self.mean, self.var, count, mean, var)
 
     def merge(self, other: "RunningMeanStd"):
         self.count, self.mean, self.var = merge_moments(
@@ -169,8 +173,11 @@ class StateNormalizationTransformer(BaseTransformer):
             self.statistics = RunningMeanStd(np.shape(states)[1:])
         if update:
             self.statistics.update(states)
-        normalized = (states - self.statistics.mean) / np.sqrt(self.statistics.var + self.epsilon)
-        return np.clip(normalized, -self.clip, self.clip).astype(np.float32)
+        normalized = states - self.statistics.mean  # a new float64 array, so the rest can work in place
+        normalized /= np.sqrt(self.statistics.var + self.epsilon)
+        # np.minimum(np.maximum(·)) is np.clip without its Python wrapper: this runs at every gathering step.
+        np.maximum(normalized, -self.clip, out=normalized)
+        return np.minimum(normalized, self.clip, out=normalized).astype(np.float32)
 
     def running_statistics(self):
         return {"state": self.statistics} if self.statistics is not None else {}

@@ -88,3 +88,15 @@ def test_assign_gatherer_rejects_non_gatherers():
         agent.assign_gatherer(object)
     with pytest.raises(TypeError, match="not an instance"):
         agent.assign_gatherer(Gatherer(0, None, None, None))
+
+
+def test_observations_without_transformers_are_copies_not_the_vector_envs_buffer():
+    """The vector env hands out one buffer it overwrites at every step (copy=False): each recorded
+    observation must be the state of its own step."""
+    agent = PPOAgent(get_model_builder("simple", "ffn"), make_env("CartPole-v1"), horizon=40, workers=2, seed=0,
+                     verbose=False)
+    data = agent.rollout.gather(agent._policy_forward, 40)
+    continuing = ~data.episode_ends[:-1]
+    np.testing.assert_array_equal(data.next_observations[:-1][continuing], data.observations[1:][continuing])
+    assert len({observation.tobytes() for observation in data.observations[:, 0]}) == 40  # no two steps alike
+    assert not np.shares_memory(agent.rollout.observations, agent.rollout.vector_env._observations)

@@ -151,3 +151,99 @@ def test_a_builder_registered_again_under_its_name_builds_other_graphs():
         assert third._compiled is second._compiled
     finally:
         MODEL_BUILDERS.pop(("shared-test", "ffn"), None)
+
+
+def test_an_agent_through_the_template_learns_what_an_agent_with_its_own_functions_learns():
+    """The copies in and out of the template (the settings-only copy before an update included) change
+    nothing: a changing learning rate and value clipping give the same numbers both ways."""
+    builder = get_model_builder("simple", "ffn", hidden_units=(18,))
+
+    def unnamed(observation_space, distribution):
+        return builder(observation_space, distribution)
+
+    settings = dict(horizon=32, workers=2, seed=4, value_clip=0.2, lr_schedule="linear", verbose=False)
+    through_template = PPOAgent(builder, make_env("CartPole-v1"), **settings)
+    own = PPOAgent(unnamed, make_env("CartPole-v1"), **settings)
+    assert through_template._compiled.host is not through_template and own._compiled.host is own
+    through_template.drill(3, 2, 32, verbose=False)
+    own.drill(3, 2, 32, verbose=False)
+    assert len({entry["learning_rate"] for entry in own.history}) == 3
+    assert without_timing(through_template.history) == without_timing(own.history)
+    for mine, theirs in zip(through_template.policy.get_weights() + through_template.value.get_weights(),
+                            own.policy.get_weights() + own.value.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_an_agents_first_cycle_traces_nothing():
+    """Every function a cycle calls through the template, its copies included, is traced while the
+    template is compiled (on a background thread), never in a drill."""
+    first = agent(0, hidden=(17,))
+    compiled = first._compiled
+    assert first.trace_count == 1  # waits for the background tracing
+    functions = (compiled.optimize, compiled.back_up_and_value, compiled.copy, compiled.copy_settings)
+    traced = [function.experimental_get_tracing_count() for function in functions]
+    first.drill(2, 2, 32, verbose=False)
+    agent(1, hidden=(17,)).drill(2, 2, 32, verbose=False)
+    first._restore_weights()  # undoing a cycle, too
+    assert [function.experimental_get_tracing_count() for function in functions] == traced
+
+
+def _networks_with(layer_factory):
+    from dexterity_nb.common.quiet_import import keras
+
+    def build(observation_space, distribution, shared, hidden_units=(8,)):
+        inputs = keras.Input(observation_space.shape)
+        features = layer_factory()(keras.layers.Dense(hidden_units[0], activation="tanh")(inputs))
+        policy = keras.Model(inputs, distribution.build_heads(features))
+        value = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Dense(8, activation="tanh")(inputs)))
+        return policy, value
+
+    return build
+
+
+def test_a_named_builder_whose_loss_misses_a_weight_fails_when_the_agent_is_built():
+    """Tracing runs on a background thread, but this check does not wait for it: it is made eagerly first."""
+    from dexterity_nb.common.quiet_import import keras
+    from dexterity_nb.models import MODEL_BUILDERS, register_model_builder
+
+    class Unused(keras.layers.Layer):
+        def build(self, input_shape):
+            self.forgotten = self.add_weight(shape=(3,), name="forgotten")  # never used: it could never learn
+
+        def call(self, features):
+            return features
+
+    try:
+        register_model_builder("shared-unused", "ffn")(_networks_with(Unused))
+        with pytest.raises(ValueError, match="does not depend on the trainable weights .*never learn"):
+            PPOAgent(get_model_builder("shared-unused", "ffn"), make_env("CartPole-v1"), horizon=16, workers=2,
+                     verbose=False)
+    finally:
+        MODEL_BUILDERS.pop(("shared-unused", "ffn"), None)
+
+
+def test_tracing_that_fails_on_the_background_thread_fails_the_first_drill_cleanly():
+    from dexterity_nb.common.quiet_import import keras, tensorflow as tf
+    from dexterity_nb.models import MODEL_BUILDERS, register_model_builder
+
+    class FailsWhenTracedForTraining(keras.layers.Layer):
+        """Works eagerly (the check at build time), fails inside the compiled update."""
+
+        def call(self, features, training=None):
+            if training and not tf.executing_eagerly():
+                raise ValueError("this layer cannot be traced for training")
+            return features
+
+    try:
+        register_model_builder("shared-fails", "ffn")(_networks_with(FailsWhenTracedForTraining))
+        failing = PPOAgent(get_model_builder("shared-fails", "ffn"), make_env("CartPole-v1"), horizon=16, workers=2,
+                           verbose=False)
+        weights = [w.copy() for w in failing.policy.get_weights()]
+        with pytest.raises(RuntimeError, match="Tracing this architecture's compiled update failed") as raised:
+            failing.drill(1, 1, 16, verbose=False)
+        assert "cannot be traced for training" in str(raised.value.__cause__)
+        assert failing.cycle == 0 and failing.history == []
+        for mine, before in zip(failing.policy.get_weights(), weights):
+            np.testing.assert_array_equal(mine, before)
+    finally:
+        MODEL_BUILDERS.pop(("shared-fails", "ffn"), None)

@@ -102,3 +102,34 @@ def test_compiled_formulas_equal_the_numpy_ones(distribution, parameters, action
     log_probability, entropy = compiled(tf.constant(actions, action_dtype), *(tf.constant(p, tf.float32) for p in parameters))
     np.testing.assert_allclose(log_probability.numpy(), distribution.log_probability(actions, *parameters), rtol=1e-4)
     np.testing.assert_allclose(entropy.numpy(), distribution.entropy(*parameters), rtol=1e-4)
+
+
+@pytest.mark.parametrize("distribution, parameters", [
+    (Categorical(gymnasium.spaces.Discrete(3, start=1)), [np.array([[0.1, 2.0, -1.0], [0.0, 0.0, 0.0]])]),
+    (Gaussian(gymnasium.spaces.Box(-1, 1, (2,))), [np.array([[0.1, -0.3], [0.5, 0.2]]), np.array([[0.2, -0.5], [0.0, 0.0]])]),
+])
+def test_noise_drawn_ahead_gives_the_actions_of_step_by_step_sampling(distribution, parameters):
+    """Gathering draws a cycle's noise at once; the actions, their log-probabilities and where each
+    worker's stream ends must be those of drawing step by step."""
+    steps = 6
+    step_by_step = [np.random.default_rng(seed) for seed in (1, 2)]
+    ahead = [np.random.default_rng(seed) for seed in (1, 2)]
+    noise = distribution.draw_noise(ahead, steps)
+    assert noise.shape[:2] == (steps, 2)
+    for t in range(steps):
+        expected_actions, expected_log_probabilities = distribution.sample_with_log_probability(*parameters, rng=step_by_step)
+        actions, log_probabilities = distribution.sample_with_noise(noise[t], *parameters)
+        np.testing.assert_array_equal(actions, expected_actions)
+        np.testing.assert_array_equal(log_probabilities, expected_log_probabilities)
+    assert [g.bit_generator.state for g in ahead] == [g.bit_generator.state for g in step_by_step]
+
+
+def test_a_distribution_that_samples_its_own_way_draws_no_noise_ahead():
+    class Greedy(Categorical):
+        def sample_with_log_probability(self, logits, rng=None):
+            actions = np.argmax(logits, axis=-1)
+            return actions, self.log_probability(actions, logits)
+
+    space = gymnasium.spaces.Discrete(2)
+    assert Greedy(space).draw_noise([np.random.default_rng(0)], 4) is None
+    assert Categorical(space).draw_noise([np.random.default_rng(0)], 4) is not None
