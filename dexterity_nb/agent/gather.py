@@ -222,7 +222,7 @@ class Rollout:
         rewards = np.empty((horizon, workers), dtype=np.float32)
         terminated = np.empty((horizon, workers), dtype=bool)
         episode_ends = np.empty((horizon, workers), dtype=bool)
-        finished_returns, finished_lengths = [], []
+        finished_returns, finished_lengths, final_states = [], [], []
         rngs = [gatherer.rng for gatherer in self.gatherers]
         recurrent = self.memory_size > 0
         if recurrent:
@@ -267,18 +267,23 @@ class Rollout:
             terminated[t] = step_terminated
             episode_ends[t] = ends
             self.observations = self.transform_states(raw_observations, update=True)
-            next_observations[t] = self.observations
             if np.count_nonzero(ends):  # ~4x faster than ends.any() on a small array
                 ended = ends.nonzero()[0]
                 if recurrent:
                     self.memory[ended] = 0.0  # a new episode remembers nothing of the last one
                 final = np.stack(info["final_obs"][ended])
-                next_observations[t, ended] = self.transform_states(final, update=False)
+                final_states.append((t, ended, self.transform_states(final, update=False)))
                 finished_returns.extend(episode_returns[ended].tolist())
                 finished_lengths.extend((self.steps_taken - self.episode_starts[ended]).tolist())
                 episode_returns[ended] = 0.0
                 self.episode_starts[ended] = self.steps_taken
 
+        # The state each step led to is the next step's, except where an episode ended (its final
+        # state) and after the last step: one copy for the cycle instead of a row per step.
+        next_observations[:-1] = observations[1:]
+        next_observations[-1] = self.observations
+        for t, ended, final in final_states:
+            next_observations[t, ended] = final
         return Trajectories(
             observations, next_observations, actions, log_probabilities, rewards, terminated, episode_ends,
             finished_returns, finished_lengths, time.perf_counter() - start,

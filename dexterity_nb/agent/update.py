@@ -203,12 +203,12 @@ def _attach_through_template(agent, compiled, tf):
     lock = compiled.lock
     copies = {}
 
-    def copy(sources, targets, function=compiled.copy):
+    def copy(sources, targets):
         # The traced copy for this agent's own lists, looked up once: a call of the tf.function works out the
         # signature of ~40 variable arguments every time (~1 ms, 4 calls a cycle); its concrete function does not.
         key = (id(sources), id(targets))
         if key not in copies:
-            copies[key] = function.get_concrete_function(sources, targets)
+            copies[key] = compiled.copy.get_concrete_function(sources, targets)
         copies[key](sources, targets)
 
     mine_learned, theirs_learned = mine[:learned], theirs[:learned]  # the same list objects every call
@@ -221,7 +221,7 @@ def _attach_through_template(agent, compiled, tf):
         compiled.wait()
         with lock:
             if compiled.holder is me:  # the value pass just copied my state in: only the settings changed since
-                copy(mine_settings, theirs_settings, compiled.copy_settings)
+                copy(mine_settings, theirs_settings)
             else:
                 copy(mine, theirs)
             result = compiled.optimize(data, minibatches)
@@ -526,10 +526,7 @@ def _compile(host, template: bool = False):
 
     compiled.optimize, compiled.local_gradients, compiled.apply_flat_gradients = optimize, local_gradients, apply_flat_gradients
     compiled.back_up_and_value, compiled.restore = back_up_and_value, restore
-    # Two functions, not one traced five times (TensorFlow warns about a function traced that often):
-    # an agent's whole state or weights, and its settings alone.
     compiled.copy = tf.function(assign_all, autograph=False)
-    compiled.copy_settings = tf.function(assign_all, autograph=False)
     agent._optimize, agent._back_up_and_value, agent._restore_weights = optimize, back_up_and_value, restore
     if template:
         data, minibatches = dummy_batch(agent)
@@ -542,12 +539,14 @@ def _compile(host, template: bool = False):
 
 
 def _trace_copies(compiled):
-    """Trace ``copy`` for the four kinds of call agents make (see _attach_through_template), and
-    ``copy_settings`` for the fifth, so that an agent's first cycle traces nothing.
+    """Trace and first run ``copy`` for the five kinds of call agents make (see
+    _attach_through_template), so that an agent's first cycle prepares nothing.
 
     TensorFlow traces ``copy`` again for a new number of variables, a new pattern of trainable
     flags, or a variable passed twice: so the calls go to and from scratch variables with an
-    agent's flags (its backups are all non-trainable).
+    agent's flags (its backups are all non-trainable). Through ``get_concrete_function``, as the
+    agents call it: TensorFlow then does not count these traces as the frequent retracing it warns
+    about (five traces of one function in a row would be, by its rule).
     """
     import tensorflow as tf
 
@@ -555,13 +554,16 @@ def _trace_copies(compiled):
     learned = len(state) - len(_SETTINGS)
     like_an_agent = [tf.Variable(variable, trainable=variable.trainable) for variable in state]
     like_its_backups = [tf.Variable(variable, trainable=False) for variable in state[:learned]]
-    compiled.copy(like_an_agent, state)  # an agent's state in, before a call
-    compiled.copy(state[:learned], like_an_agent[:learned])  # and back out after an update
-    compiled.copy(like_an_agent[:learned], like_its_backups)  # an agent's backup
-    compiled.copy(like_its_backups, like_an_agent[:learned])  # and an unfinished cycle undone
     rate = _index_of(state, compiled.host.optimizer.learning_rate)
     settings = [rate, *range(learned, len(state))]
-    compiled.copy_settings([like_an_agent[index] for index in settings], [state[index] for index in settings])
+    for sources, targets in [
+        (like_an_agent, state),  # an agent's state in, before a call
+        (state[:learned], like_an_agent[:learned]),  # and back out after an update
+        (like_an_agent[:learned], like_its_backups),  # an agent's backup
+        (like_its_backups, like_an_agent[:learned]),  # and an unfinished cycle undone
+        ([like_an_agent[index] for index in settings], [state[index] for index in settings]),  # settings alone
+    ]:
+        compiled.copy.get_concrete_function(sources, targets)(sources, targets)
 
 
 def compile_now(agent):

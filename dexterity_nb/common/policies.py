@@ -143,6 +143,18 @@ def _math_for(*values):
     return _numpy_math
 
 
+_ROW_INDICES: dict = {}
+
+
+def _row_indices(rows: int) -> np.ndarray:
+    """``np.arange(rows)``, kept: gathering indexes one row per worker at every step."""
+    indices = _ROW_INDICES.get(rows)
+    if indices is None:
+        indices = _ROW_INDICES[rows] = np.arange(rows)
+        indices.flags.writeable = False
+    return indices
+
+
 def _rows(rng, batch):
     """One random generator per row: a single generator serves every row, a list gives each its own."""
     if isinstance(rng, (list, tuple)):
@@ -256,7 +268,7 @@ class Categorical(Distribution):
         # Runs at every gathering step: ufunc methods in place of the array methods' Python wrappers.
         indices = np.add.reduce(np.exp(log_probabilities).cumsum(axis=-1) <= uniforms[:, None], axis=-1)
         np.minimum(indices, self.n - 1, out=indices)  # a cumulative sum that rounds to just below 1
-        chosen = log_probabilities[np.arange(len(indices)), indices]
+        chosen = log_probabilities[_row_indices(len(indices)), indices]
         return (indices + self.start if self.start else indices), chosen
 
     @_accepts_eager_tensors

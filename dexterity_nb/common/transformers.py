@@ -70,16 +70,31 @@ class RunningMeanStd:
         self.var = np.ones(self.shape, dtype=np.float64)
 
     def update(self, batch):
-        batch = np.asarray(batch, dtype=np.float64).reshape((-1,) + self.shape)
-        count = batch.shape[0]
-        if count == 0:
+        """Fold in a batch: :func:`merge_moments` with the batch's own moments, written out.
+
+        With the batch's n_b samples, their mean x̄_b, their sum of squared deviations
+        S_b = Σ (x − x̄_b)², δ = x̄_b − μ and n = n_a + n_b::
+
+            μ  ← μ + δ · n_b / n
+            σ² ← (n_a σ² + S_b + δ² · n_a n_b / n) / n
+
+        It runs at every gathering step (state normalisation), hence one pass without the
+        wrappers of ``np.mean`` and ``np.var``.
+        """
+        batch = np.asarray(batch, dtype=np.float64)
+        if batch.shape[1:] != self.shape:  # one sample, or a batch to flatten
+            batch = batch.reshape((-1,) + self.shape)
+        count_b = batch.shape[0]
+        if count_b == 0:
             return
-        # np.mean and np.var with their Python wrappers left out (~6 µs of a gathering step):
-        # the same reductions in the same order, so the same bits.
-        mean = np.add.reduce(batch, axis=0) / count
-        deviations = batch - mean
-        var = np.add.reduce(deviations * deviations, axis=0) / count
-        self.count, self.mean, self.var = merge_moments(self.count, self.mean, self.var, count, mean, var)
+        count_a, count = self.count, self.count + count_b
+        batch_mean = np.add.reduce(batch, axis=0) / count_b
+        deviations = batch - batch_mean
+        delta = batch_mean - self.mean
+        squares = np.add.reduce(deviations * deviations, axis=0)
+        self.var = (self.var * count_a + squares + delta * delta * (count_a * count_b / count)) / count
+        self.mean = self.mean + delta * (count_b / count)
+        self.count = count
 
     def merge(self, other: "RunningMeanStd"):
         self.count, self.mean, self.var = merge_moments(

@@ -35,9 +35,10 @@ class NumpyForward:
     InputLayer, Dense, Flatten, Activation, Rescaling and StateIndependentLogStd.
     """
 
-    def __init__(self, model, steps, output_ids):
+    def __init__(self, model, steps, input_id, output_ids):
         self.model = model
         self._steps = steps  # (layer, kind, input id, output id), in the model's topological order
+        self._input_id = input_id
         self._output_ids = output_ids
         self._weights = {}
         self.refresh()
@@ -64,9 +65,7 @@ class NumpyForward:
                 if isinstance(layer.input, (list, tuple)):
                     return None
                 steps.append((layer, kind, id(layer.input), id(layer.output)))
-            forward = cls(model, steps, [id(tensor) for tensor in model.outputs])
-            forward._input_id = id(model.inputs[0])
-            return forward
+            return cls(model, steps, id(model.inputs[0]), [id(tensor) for tensor in model.outputs])
         except (AttributeError, ValueError):  # a layer called twice, or a Keras internals change
             return None
 
@@ -81,9 +80,18 @@ class NumpyForward:
         # of times a second, so the per-layer dispatch is worked out here, once per weight refresh.
         self._plan = [(_layer_function(layer, kind, self._weights[id(layer)]), input_id, output_id)
                       for layer, kind, input_id, output_id in self._steps]
+        # A plain chain (each layer takes the one before it, one output): no table of tensors needed.
+        ids = [self._input_id] + [output_id for *_, output_id in self._steps]
+        chained = all(input_id == ids[index] for index, (_, _, input_id, _) in enumerate(self._steps))
+        self._chain = [apply for apply, *_ in self._plan] if chained and self._output_ids == ids[-1:] else None
 
     def __call__(self, observations):
-        values = {self._input_id: np.asarray(observations, dtype=np.float32)}
+        x = np.asarray(observations, dtype=np.float32)
+        if self._chain is not None:
+            for apply in self._chain:
+                x = apply(x)
+            return [x]
+        values = {self._input_id: x}
         for apply, input_id, output_id in self._plan:
             values[output_id] = apply(values[input_id])
         return [values[output_id] for output_id in self._output_ids]

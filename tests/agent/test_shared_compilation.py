@@ -180,7 +180,7 @@ def test_an_agents_first_cycle_traces_nothing():
     first = agent(0, hidden=(17,))
     compiled = first._compiled
     assert first.trace_count == 1  # waits for the background tracing
-    functions = (compiled.optimize, compiled.back_up_and_value, compiled.copy, compiled.copy_settings)
+    functions = (compiled.optimize, compiled.back_up_and_value, compiled.copy)
     traced = [function.experimental_get_tracing_count() for function in functions]
     first.drill(2, 2, 32, verbose=False)
     agent(1, hidden=(17,)).drill(2, 2, 32, verbose=False)
