@@ -147,7 +147,9 @@ class PPOAgent:
             going from 0 to 1 over a drill.
         distribution: ``None`` (chosen from the action space), a name (``"categorical"``,
             ``"gaussian"``, ``"beta"``), a Distribution class or instance.
-        seed: makes drills reproducible on the same machine (same history twice).
+        seed: makes drills reproducible on the same machine (same history twice). Also seeds
+            Python's ``random``, NumPy's global stream and Keras's global seed, but not
+            TensorFlow's (nothing here draws from it, and setting it clears TensorFlow's caches).
         value_clip: if set, value updates move at most this far per cycle (off by default).
         verbose: print set-up messages.
         communicator: ``None`` (MPI under ``mpirun -n K>1``, else one process), or a
