@@ -33,6 +33,7 @@ from dexterity_nb.agent.update import UPDATE_METRICS
 from dexterity_nb.common.mpi import local_batch_size, resolve_communicator, split_workers
 from dexterity_nb.common.policies import get_distribution
 from dexterity_nb.common.quiet_import import first_xla_compilation_quietly
+from dexterity_nb.common.seeding import seed_global_streams
 from dexterity_nb.common.wrappers import TransformedEnv, make_env
 
 __all__ = ["PPOAgent", "EvaluationResult", "NonFiniteLossError"]
@@ -223,7 +224,7 @@ class PPOAgent:
         from dexterity_nb.common.quiet_import import keras  # TensorFlow loads here, not at package import
 
         if self.seed is not None:
-            _seed_global_streams(self.seed)
+            seed_global_streams(self.seed)
         seeds = np.random.SeedSequence(self.seed)
         workers_seed, shuffle_seed, self._evaluation_seed, act_seed = seeds.spawn(4)
         if self.communicator.size > 1:  # each rank shuffles its own samples with its own stream
@@ -967,33 +968,6 @@ class PPOAgent:
         del self.history[snapshot["history_length"]:]
         self._policy_forward_refresh()
         self.rollout.needs_reset = True  # the interrupted episodes are dropped; the next cycle starts fresh ones
-
-
-def _seed_global_streams(seed: int):
-    """Seed the streams a seeded agent draws from besides its own generators: Python's ``random``
-    (Keras initialisers take their seeds there, custom gatherers may use it), NumPy's global
-    stream, and Keras's global seed (``keras.random`` without a seed).
-
-    That is ``keras.utils.set_random_seed`` without TensorFlow's global seed: nothing here draws
-    TensorFlow random numbers (Keras 3 passes explicit seeds), and setting that seed clears
-    TensorFlow's caches, so the functions agents of one architecture share (``agent/update.py``)
-    would be prepared again at their next call, ~0.3 s for every agent built.
-    """
-    import random
-
-    try:  # where Keras keeps its global seed is Keras-internal
-        from keras.src.backend.common import global_state
-        from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
-        from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
-    except ImportError:
-        from dexterity_nb.common.quiet_import import keras
-
-        keras.utils.set_random_seed(seed)
-        return
-    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
-    global_state.set_global_attribute(GLOBAL_SEED_GENERATOR, None)  # rebuilt from the seed when next needed
-    random.seed(seed)
-    np.random.seed(seed)
 
 
 def _unique_variables(variables):

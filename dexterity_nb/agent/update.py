@@ -29,10 +29,10 @@ memory gathering recorded at its first step (truncated back-propagation through 
 
 from __future__ import annotations
 
-import contextlib
-
 import gymnasium
 import numpy as np
+
+from dexterity_nb.common.seeding import random_streams_kept
 
 __all__ = ["UPDATE_METRICS", "build_compiled_functions", "compile_now"]
 
@@ -135,29 +135,6 @@ def _architecture_key(agent):
     except TypeError:  # a builder object that cannot be a dict key
         return None
     return key
-
-
-@contextlib.contextmanager
-def random_streams_kept():
-    """Leave Python's ``random`` (where Keras initialisers take their seeds) and Keras's global seed
-    generator (``keras.random`` without a seed) as they were: for work the agent's seeded streams must not see."""
-    import random
-
-    try:  # where Keras keeps its global seed generator is Keras-internal
-        from keras.src.backend.common import global_state
-    except ImportError:
-        global_state = None
-    python_state = random.getstate()
-    generator = None if global_state is None else global_state.get_global_attribute("global_seed_generator")
-    generator_state = None if generator is None else generator.state.numpy()
-    try:
-        yield
-    finally:
-        random.setstate(python_state)
-        if generator is not None:
-            generator.state.assign(generator_state)
-        elif global_state is not None:
-            global_state.set_global_attribute("global_seed_generator", None)
 
 
 class _Template:
