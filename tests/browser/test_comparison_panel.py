@@ -34,10 +34,12 @@ class EpsilonGreedyGatherer(Gatherer):
 
 
 print("READY")"""
-# 2 variants × 2 seeds × 4 cycles = 16 cycles: the test clicks Stop long before the last one.
+# 2 variants × 2 seeds × 200 cycles: each run takes seconds, so the three runs left after the
+# first one finishes leave the click ample time to land (with 4 cycles a run took ~0.1 s once
+# agents built in a blink, and the comparison ended before the click reached it).
 COMPARISON_CELL = """\
 comparison = Comparison({"PPO": Gatherer, "ε-greedy 10%": EpsilonGreedyGatherer},
-                        env="CartPole-v1", seeds=2, cycles=4, epochs=2, batch_size=64,
+                        env="CartPole-v1", seeds=2, cycles=200, epochs=2, batch_size=64,
                         hyperparameters={"horizon": 128, "workers": 2})
 cycles_done = sum(len(history) for results in comparison.results.values()
                   for history in results.histories)
@@ -47,7 +49,8 @@ ppo = comparison.results["PPO"]
 print("RESULTS", len(ppo.histories), len(ppo.agents), ppo.seeds, [row["variant"] for row in comparison.summary()])"""
 
 PANEL = ".jp-NotebookPanel:visible .dexterity-comparison"
-ASKED_CYCLES = 2 * 2 * 4
+CYCLES_PER_RUN = 200  # as in COMPARISON_CELL
+ASKED_CYCLES = 2 * 2 * CYCLES_PER_RUN
 
 
 def plot_source(page) -> str:
@@ -104,7 +107,8 @@ def test_comparison_panel_updates_live_stops_early_and_keeps_results(jupyter_lab
     output = notebook.wait_for_output(1, "COMPARISON ENDED", timeout=90)
     outcome, cycles_done = re.search(r"COMPARISON ENDED (\w+) (\d+)", output).groups()
     assert outcome == "stopped"
-    assert 4 <= int(cycles_done) < ASKED_CYCLES, f"{cycles_done} of {ASKED_CYCLES} cycles ran"
+    assert CYCLES_PER_RUN <= int(cycles_done) < ASKED_CYCLES, \
+        f"{cycles_done} of {ASKED_CYCLES} cycles ran"
     assert "Stopped by the Stop button" in page.locator(PANEL).inner_text()
     assert "stopped early" in table_text(page), "the run cut short must be marked in the table"
     page.locator(PANEL).screenshot(path=str(tmp_path / "comparison-stopped.png"))
