@@ -4,23 +4,15 @@ Runs ``python -m benchmarks.construction --quick`` (a fresh process builds 7 age
 table and ``results.json``. It asserts no timings; the count of traces is a correctness figure.
 """
 
-import importlib.util
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-import pytest
+from benchmarks.smoke import needs_dexterity_nb, run_benchmark
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("dexterity_nb") is None,
-                                reason="dexterity_nb is not installed (pip install -e .)")
+pytestmark = needs_dexterity_nb
 
 
 def test_quick_run_prints_every_row_and_traces_once(tmp_path):
-    completed = subprocess.run([sys.executable, "-m", "benchmarks.construction", "--quick", "--out", str(tmp_path)],
-                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    completed = run_benchmark("construction", "--quick", "--out", str(tmp_path), timeout=600)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     for row in ("first build in a process", "later build (median of 3)", "resident memory per discarded agent (3)",
                 "traces of the compiled update", "'triggered tf.function retracing' warnings"):

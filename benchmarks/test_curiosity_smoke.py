@@ -5,23 +5,15 @@ in its own process) and checks the table and ``results.json``. It asserts nothin
 the flag: that belongs to the full run (and to ``tests/test_learning.py``).
 """
 
-import importlib.util
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-import pytest
+from benchmarks.smoke import needs_dexterity_nb, run_benchmark
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("dexterity_nb") is None,
-                                reason="dexterity_nb is not installed (pip install -e .)")
+pytestmark = needs_dexterity_nb
 
 
 def test_quick_run_prints_the_table_and_writes_every_run(tmp_path):
-    completed = subprocess.run([sys.executable, "-m", "benchmarks.curiosity", "--quick", "--out", str(tmp_path)],
-                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    completed = run_benchmark("curiosity", "--quick", "--out", str(tmp_path), timeout=900)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     lines = completed.stdout.splitlines()
     header = next(index for index, line in enumerate(lines) if line.startswith("variant"))

@@ -5,29 +5,22 @@ copy of this checkout's package), and refuse a folder without the package. ``tim
 on a tiny Python child. No timing is asserted.
 """
 
-import importlib.util
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
+from benchmarks.smoke import REPO_ROOT, needs_dexterity_nb, run_benchmark
 from benchmarks.start_to_solved import time_to_line
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
-
-@pytest.mark.skipif(importlib.util.find_spec("dexterity_nb") is None,
-                    reason="dexterity_nb is not installed (pip install -e .)")
+@needs_dexterity_nb
 def test_package_root_measures_the_code_in_that_folder(tmp_path):
     root = tmp_path / "other-checkout"
     shutil.copytree(REPO_ROOT / "dexterity_nb", root / "dexterity_nb",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    completed = subprocess.run([sys.executable, "-m", "benchmarks.panel", "--quick", "--package-root", str(root),
-                                "--out", str(tmp_path / "out")], cwd=REPO_ROOT, capture_output=True, text=True,
-                               timeout=600)
+    completed = run_benchmark("panel", "--quick", "--package-root", str(root), "--out", str(tmp_path / "out"),
+                              timeout=600)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     report = json.loads((tmp_path / "out" / "results.json").read_text())
     assert Path(report["package"]) == (root / "dexterity_nb").resolve()
@@ -35,9 +28,8 @@ def test_package_root_measures_the_code_in_that_folder(tmp_path):
 
 
 def test_package_root_without_the_package_is_refused(tmp_path):
-    completed = subprocess.run([sys.executable, "-m", "benchmarks.panel", "--quick", "--package-root", str(tmp_path),
-                                "--out", str(tmp_path / "out")], cwd=REPO_ROOT, capture_output=True, text=True,
-                               timeout=600)
+    completed = run_benchmark("panel", "--quick", "--package-root", str(tmp_path), "--out", str(tmp_path / "out"),
+                              timeout=600)
     assert completed.returncode != 0
     assert "holds no dexterity_nb/__init__.py" in completed.stdout + completed.stderr
 

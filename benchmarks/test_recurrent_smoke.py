@@ -5,29 +5,24 @@ run per agent) and checks that both tables and ``results.json`` are produced and
 asserts nothing about speed or solving: those belong to the full run.
 """
 
-import importlib.util
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.smoke import needs_dexterity_nb, run_benchmark
+
 CYCLE_HEADER = ["model", "gather frames/s", "update frames/s", "s/cycle", "ratio to ffn", "first cycle (compile) s",
                 "build s"]
 SOLVE_HEADER = ["agent / settings", "solved", "s to solve (drill calls)", "s incl. build", "frames to solve",
                 "best rolling-20"]
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("dexterity_nb") is None,
-                                reason="dexterity_nb is not installed (pip install -e .)")
+pytestmark = needs_dexterity_nb
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("recurrent")
-    completed = subprocess.run([sys.executable, "-m", "benchmarks.recurrent", "--quick", "--out", str(out)],
-                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    completed = run_benchmark("recurrent", "--quick", "--out", str(out), timeout=900)
     return completed, out
 
 

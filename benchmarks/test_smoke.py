@@ -5,31 +5,21 @@ and the plot are produced and well formed. It asserts nothing about speed: timin
 to the full benchmark, read as ratios measured in one run.
 """
 
-import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.smoke import REPO_ROOT, available, run_benchmark
+
 HEADER = ["metric", "ours", "SB3", "ratio ours/SB3", "raw limit", "target", "met?"]
 ROW_KEYS = {"metric", "ours", "sb3", "ratio", "limit", "target", "met"}
-
-
-def _available(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("benchmark")
-    completed = subprocess.run([sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)],
-                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200)
+    completed = run_benchmark("run", "--quick", "--out", str(out), timeout=1200)
     return completed, out
 
 
@@ -63,7 +53,7 @@ def test_json_holds_every_row_and_raw_figure(quick_run):
     assert report["machine"]["cpus"] >= 1
 
 
-@pytest.mark.skipif(not _available("dexterity_nb.agent.ppo_agent"), reason="PPO core not importable")
+@pytest.mark.skipif(not available("dexterity_nb.agent.ppo_agent"), reason="PPO core not importable")
 def test_our_side_produced_numbers(quick_run):
     _, out = quick_run
     report = json.loads((out / "results.json").read_text())
@@ -96,7 +86,7 @@ def test_our_side_produced_numbers(quick_run):
     assert ours["runs"] == 1 and ours["solved"] == 1, results["start_to_solved"]["runs"]["ours"]
 
 
-@pytest.mark.skipif(not (_available("torch") and _available("stable_baselines3")),
+@pytest.mark.skipif(not (available("torch") and available("stable_baselines3")),
                     reason="bench extra (torch, stable-baselines3) not installed")
 def test_sb3_side_produced_numbers(quick_run):
     _, out = quick_run

@@ -5,28 +5,17 @@ table and the JSON come out well formed, and the presets follow the schema the C
 asserts nothing about scores or speed (those belong to the full run, read as ratios).
 """
 
-import importlib.util
 import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from benchmarks.smoke import available, run_benchmark
 from dexterity_nb.presets import DEFAULT_PRESET, PRESETS, cycles_for
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PRESET_KEYS = {"transformers", "agent", "drill", "frames", "target_return", "extra", "source"}
 HEADER = ["task", "Zoo score", "target", "ours median", "at target", "frames", "wall s", "SB3 µs/frame",
           "ours µs/frame", "ratio"]
-
-
-def _available(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
 
 
 @pytest.mark.parametrize("env_id", [*PRESETS, None])
@@ -44,7 +33,7 @@ def test_presets_follow_the_schema(env_id):
 @pytest.mark.parametrize("env_id", list(PRESETS))
 def test_presets_build_an_agent(env_id):
     """Every preset's agent kwargs and transformers are accepted (Box2D tasks need the extra)."""
-    if PRESETS[env_id]["extra"] == "box2d" and not _available("Box2D"):
+    if PRESETS[env_id]["extra"] == "box2d" and not available("Box2D"):
         pytest.skip("gymnasium[box2d] not installed: pip install 'dexterity_nb[box2d]'")
     from dexterity_nb.agent.ppo_agent import PPOAgent
     from dexterity_nb.common.wrappers import make_env
@@ -59,8 +48,7 @@ def test_presets_build_an_agent(env_id):
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("zoo")
-    completed = subprocess.run([sys.executable, "-m", "benchmarks.zoo", "--quick", "--out", str(out)],
-                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    completed = run_benchmark("zoo", "--quick", "--out", str(out), timeout=600)
     return completed, out
 
 
@@ -90,7 +78,7 @@ def test_json_holds_our_runs(quick_run):
         assert run["slice_seconds"] > 0 and run["learn_seconds"] >= run["slice_seconds"]
 
 
-@pytest.mark.skipif(not (_available("torch") and _available("stable_baselines3")),
+@pytest.mark.skipif(not (available("torch") and available("stable_baselines3")),
                     reason="bench extra (torch, stable-baselines3) not installed")
 def test_sb3_side_measured_the_same_slice(quick_run):
     _, out = quick_run
