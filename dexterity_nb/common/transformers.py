@@ -44,15 +44,20 @@ def merge_moments(count_a, mean_a, var_a, count_b, mean_b, var_b):
     ``var`` is the population variance (divide by n). Works elementwise on arrays of any shape.
     Returns ``(count, mean, var)``; merging with an empty sample returns the other one unchanged.
     """
-    count = count_a + count_b
     if count_b == 0:
         return count_a, np.array(mean_a, dtype=np.float64), np.array(var_a, dtype=np.float64)
     if count_a == 0:
         return count_b, np.array(mean_b, dtype=np.float64), np.array(var_b, dtype=np.float64)
-    delta = np.asarray(mean_b, dtype=np.float64) - mean_a
+    return _merge_with_squares(count_a, mean_a, var_a, count_b, np.asarray(mean_b, dtype=np.float64), var_b * count_b)
+
+
+def _merge_with_squares(count_a, mean_a, var_a, count_b, mean_b, squares_b):
+    """:func:`merge_moments`' formula, given the second sample's sum of squared deviations
+    S_b = n_b σ²_b in place of σ²_b (what a batch yields directly); ``count_b`` > 0."""
+    count = count_a + count_b
+    delta = mean_b - mean_a
     mean = mean_a + delta * (count_b / count)
-    sum_of_squares = var_a * count_a + var_b * count_b + np.square(delta) * (count_a * count_b / count)
-    return count, mean, sum_of_squares / count
+    return count, mean, (var_a * count_a + squares_b + delta * delta * (count_a * count_b / count)) / count
 
 
 class RunningMeanStd:
@@ -70,16 +75,11 @@ class RunningMeanStd:
         self.var = np.ones(self.shape, dtype=np.float64)
 
     def update(self, batch):
-        """Fold in a batch: :func:`merge_moments` with the batch's own moments, written out.
+        """Fold in a batch: :func:`merge_moments` with the batch's own moments.
 
-        With the batch's n_b samples, their mean x̄_b, their sum of squared deviations
-        S_b = Σ (x − x̄_b)², δ = x̄_b − μ and n = n_a + n_b::
-
-            μ  ← μ + δ · n_b / n
-            σ² ← (n_a σ² + S_b + δ² · n_a n_b / n) / n
-
-        It runs at every gathering step (state normalisation), hence one pass without the
-        wrappers of ``np.mean`` and ``np.var``.
+        The batch gives its mean x̄_b and its sum of squared deviations S_b = Σ (x − x̄_b)², which
+        go into the merge as they are (no division by n_b to undo). It runs at every gathering
+        step (state normalisation), hence no wrappers of ``np.mean`` and ``np.var``.
         """
         batch = np.asarray(batch, dtype=np.float64)
         if batch.shape[1:] != self.shape:  # one sample, or a batch to flatten
@@ -87,14 +87,10 @@ class RunningMeanStd:
         count_b = batch.shape[0]
         if count_b == 0:
             return
-        count_a, count = self.count, self.count + count_b
         batch_mean = np.add.reduce(batch, axis=0) / count_b
         deviations = batch - batch_mean
-        delta = batch_mean - self.mean
         squares = np.add.reduce(deviations * deviations, axis=0)
-        self.var = (self.var * count_a + squares + delta * delta * (count_a * count_b / count)) / count
-        self.mean = self.mean + delta * (count_b / count)
-        self.count = count
+        self.count, self.mean, self.var = _merge_with_squares(self.count, self.mean, self.var, count_b, batch_mean, squares)
 
     def merge(self, other: "RunningMeanStd"):
         self.count, self.mean, self.var = merge_moments(

@@ -37,10 +37,12 @@ print("READY")"""
 # 2 variants × 2 seeds × 200 cycles: each run takes seconds, so the three runs left after the
 # first one finishes leave the click ample time to land (with 4 cycles a run took ~0.1 s once
 # agents built in a blink, and the comparison ended before the click reached it).
-COMPARISON_CELL = """\
-comparison = Comparison({"PPO": Gatherer, "ε-greedy 10%": EpsilonGreedyGatherer},
-                        env="CartPole-v1", seeds=2, cycles=200, epochs=2, batch_size=64,
-                        hyperparameters={"horizon": 128, "workers": 2})
+CYCLES_PER_RUN = 200
+ASKED_CYCLES = 2 * 2 * CYCLES_PER_RUN
+COMPARISON_CELL = f"""\
+comparison = Comparison({{"PPO": Gatherer, "ε-greedy 10%": EpsilonGreedyGatherer}},
+                        env="CartPole-v1", seeds=2, cycles={CYCLES_PER_RUN}, epochs=2, batch_size=64,
+                        hyperparameters={{"horizon": 128, "workers": 2}})
 cycles_done = sum(len(history) for results in comparison.results.values()
                   for history in results.histories)
 print("COMPARISON ENDED", comparison.outcome, cycles_done)"""
@@ -49,8 +51,6 @@ ppo = comparison.results["PPO"]
 print("RESULTS", len(ppo.histories), len(ppo.agents), ppo.seeds, [row["variant"] for row in comparison.summary()])"""
 
 PANEL = ".jp-NotebookPanel:visible .dexterity-comparison"
-CYCLES_PER_RUN = 200  # as in COMPARISON_CELL
-ASKED_CYCLES = 2 * 2 * CYCLES_PER_RUN
 
 
 def plot_source(page) -> str:
